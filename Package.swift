@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Pure logic (no I/O): VIPModel, VIPManifest, VIPAllocation, VIPLease, VIPStore (the interface).
+// Adapters: VIPFileStore. Logic that drives a store: VIPController, VIPClient. Thin executable: metalvip.
+let package = Package(
+    name: "MetalVIP",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "metalvip", targets: ["metalvip"]),
+        .executable(name: "metalvip-bench", targets: ["metalvip-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Addresses, ranges and the Kubernetes/MetalLB resource types.
+        .target(name: "VIPModel"),
+        // YAML manifests -> validated resources, with file/document/field errors.
+        .target(name: "VIPManifest", dependencies: ["VIPModel", .product(name: "Yams", package: "Yams")]),
+        // Who gets which address: the interval engine and the MetalLB allocation policy.
+        .target(name: "VIPAllocation", dependencies: ["VIPModel"]),
+        // Lease rules with observer-clock expiry (leader election now, node leases later).
+        .target(name: "VIPLease"),
+        // The store interface every backend implements, and the record layout on top of it.
+        .target(name: "VIPStore", dependencies: ["VIPModel", "VIPLease"]),
+        // The embedded backend: one file per record, flock + CAS, inotify watch.
+        .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
+        // Reconciles services to addresses; holds the controller lease.
+        .target(name: "VIPController", dependencies: [
+            "VIPModel", "VIPAllocation", "VIPLease", "VIPStore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // What a user does against a store: apply, delete, and the get/describe views.
+        .target(name: "VIPClient", dependencies: [
+            "VIPModel", "VIPManifest", "VIPAllocation", "VIPStore",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "metalvip", dependencies: [
+            "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPController", "VIPLease",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // Benchmarks (Tools/bench, release build): not tests, they print tables.
+        .executableTarget(name: "metalvip-bench", dependencies: ["VIPModel", "VIPAllocation"]),
+        .testTarget(name: "VIPModelTests", dependencies: ["VIPModel"]),
+        .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
+        .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),
+        .testTarget(name: "VIPLeaseTests", dependencies: ["VIPLease"]),
+        .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore"]),
+        .testTarget(name: "VIPControllerTests", dependencies: [
+            "VIPController", "VIPClient", "VIPFileStore", "VIPLease", "VIPModel", "VIPStore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "MetalVIPCLITests", dependencies: []),
+    ]
+)
