@@ -1,0 +1,107 @@
+import Testing
+import VIPAllocation
+
+/// Small deterministic generator so failures reproduce exactly.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct IntervalSetTests {
+    /// The runs a plain set of values should produce.
+    private func runs(of model: Set<UInt128>) -> [ClosedRange<UInt128>] {
+        var result: [ClosedRange<UInt128>] = []
+        for value in model.sorted() {
+            if let last = result.last, last.upperBound + 1 == value {
+                result[result.count - 1] = last.lowerBound...value
+            } else {
+                result.append(value...value)
+            }
+        }
+        return result
+    }
+
+    @Test(arguments: [(UInt64(1), UInt128(64)), (2, 300), (3, 4096)])
+    func matchesSetModel(seed: UInt64, universe: UInt128) {
+        var rng = SplitMix64(seed: seed)
+        var set = IntervalSet()
+        var model = Set<UInt128>()
+        for step in 0..<6_000 {
+            let value = UInt128(rng.next() % UInt64(universe))
+            switch rng.next() % 10 {
+            case 0..<5:
+                let inserted = set.insert(value)
+                #expect(inserted == model.insert(value).inserted)
+            case 5..<8:
+                let removed = set.remove(value)
+                #expect(removed == (model.remove(value) != nil))
+            case 8:
+                // Lowest free from a random lower bound.
+                let expected = (value...).first { !model.contains($0) }
+                #expect(set.lowestAbsent(atOrAbove: value) == expected)
+            default:
+                #expect(set.contains(value) == model.contains(value))
+            }
+            #expect(set.count == UInt128(model.count))
+            #expect(set.lowestAbsent() == (UInt128(0)...).first { !model.contains($0) })
+            if step % 97 == 0 {
+                let expected = runs(of: model)
+                #expect(set.intervals == expected)
+                #expect(set.intervalCount == expected.count)
+            }
+        }
+        #expect(set.intervals == runs(of: model))
+    }
+
+    @Test func extremesDoNotOverflow() {
+        var set = IntervalSet()
+        var changed = [set.insert(.max), set.insert(.max - 1)]
+        #expect(set.lowestAbsent(atOrAbove: .max - 1) == nil)
+        #expect(set.lowestAbsent(atOrAbove: .max - 5) == UInt128.max - 5)
+        changed.append(set.insert(0))
+        #expect(set.lowestAbsent() == 1)
+        #expect(set.intervals == [0...0, (UInt128.max - 1)...UInt128.max])
+        changed.append(set.remove(.max))
+        #expect(set.lowestAbsent(atOrAbove: .max - 1) == UInt128.max)
+        let removedTwice = set.remove(.max)
+        changed += [set.remove(0), set.remove(.max - 1)]
+        #expect(changed == [true, true, true, true, true, true])
+        #expect(!removedTwice)
+        #expect(set.isEmpty)
+        #expect(set.count == 0)
+    }
+
+    @Test func splitsAndMergesRuns() {
+        var set = IntervalSet()
+        for value in UInt128(10)...20 { set.insert(value) }
+        #expect(set.intervals == [10...20])
+        set.remove(15)
+        #expect(set.intervals == [10...14, 16...20])
+        #expect(set.lowestAbsent(atOrAbove: 10) == 15)
+        set.insert(15)
+        #expect(set.intervals == [10...20])
+        #expect(set.intervalCount == 1)
+        set.remove(10)
+        set.remove(20)
+        #expect(set.intervals == [11...19])
+        #expect(set.lowestAbsent() == 0)
+        #expect(set.lowestAbsent(atOrAbove: 11) == 20)
+    }
+
+    @Test func copiesAreIndependent() {
+        var a = IntervalSet()
+        a.insert(1)
+        var b = a
+        b.insert(2)
+        a.remove(1)
+        #expect(a.isEmpty)
+        #expect(b.intervals == [1...2])
+    }
+}
