@@ -1,0 +1,182 @@
+import VIPModel
+import Yams
+
+/// Where a document came from: the file and its 1-based position among the file's documents.
+public struct DocumentOrigin: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var index: Int
+
+    public init(file: String, index: Int) {
+        self.file = file
+        self.index = index
+    }
+
+    public var description: String { "\(file): document \(index)" }
+}
+
+/// Bad input, named down to the field: `pools.yaml: document 2 (IPAddressPool "a"): spec.addresses[0]: ...`.
+public struct ManifestError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var origin: DocumentOrigin
+    /// `IPAddressPool "a"`, when the document got far enough to have one.
+    public var object: String?
+    public var field: FieldError
+
+    public init(origin: DocumentOrigin, object: String? = nil, field: FieldError) {
+        self.origin = origin
+        self.object = object
+        self.field = field
+    }
+
+    public var description: String {
+        "\(origin)" + (object.map { " (\($0))" } ?? "") + ": \(field)"
+    }
+}
+
+/// A document of a handled kind, decoded and validated on its own.
+public struct ManifestObject: Sendable, Hashable {
+    public var origin: DocumentOrigin
+    public var resource: Resource
+    /// The document as written, kept whole for the store.
+    public var document: Value
+    public var warnings: [String]
+
+    public var key: ObjectKey { resource.key }
+    public var label: String { "\(resource.kind.rawValue) \"\(resource.meta.name)\"" }
+}
+
+public enum ManifestEntry: Sendable, Hashable {
+    case object(ManifestObject)
+    /// A kind MetalVIP doesn't handle, as kubectl would name it: `deployment.apps/web`.
+    case skipped(origin: DocumentOrigin, resource: String)
+}
+
+/// Reads multi-document YAML as kubectl would, keeping what MetalVIP handles and naming what it skips.
+public enum ManifestReader {
+    public static func read(_ text: String, file: String) throws(ManifestError) -> [ManifestEntry] {
+        var entries: [ManifestEntry] = []
+        let parser: Parser
+        do {
+            parser = try Parser(yaml: text)
+        } catch {
+            throw ManifestError(origin: DocumentOrigin(file: file, index: 1), field: FieldError(path: "", message: yamlMessage(error)))
+        }
+        var index = 0
+        while true {
+            index += 1
+            let origin = DocumentOrigin(file: file, index: index)
+            let node: Node
+            do {
+                guard let next = try parser.nextRoot() else { break }
+                node = next
+            } catch {
+                throw ManifestError(origin: origin, field: FieldError(path: "", message: yamlMessage(error)))
+            }
+            let value: Value
+            do {
+                value = try convert(node, path: "")
+            } catch {
+                throw ManifestError(origin: origin, field: error)
+            }
+            if let entry = try entry(for: value, origin: origin) { entries.append(entry) }
+        }
+        return entries
+    }
+
+    static func entry(for value: Value, origin: DocumentOrigin) throws(ManifestError) -> ManifestEntry? {
+        if value == .null { return nil }  // an empty document, such as a trailing `---`
+        let root: FieldReader
+        let kindName: String
+        let apiVersion: String
+        do throws(FieldError) {
+            root = try FieldReader(value)
+            guard let kind = try root.string("kind"), !kind.isEmpty else { throw root.error("kind", "is required") }
+            guard let version = try root.string("apiVersion"), !version.isEmpty else {
+                throw root.error("apiVersion", "is required")
+            }
+            kindName = kind
+            apiVersion = version
+        } catch {
+            throw ManifestError(origin: origin, field: error)
+        }
+        let objectName = (try? root.object("metadata")?.string("name")) ?? nil
+        let label = "\(kindName) \"\(objectName ?? "")\""
+        guard let kind = Kind(rawValue: kindName) else {
+            return .skipped(origin: origin, resource: skippedName(kind: kindName, apiVersion: apiVersion, name: objectName))
+        }
+        guard kind.acceptedAPIVersions.contains(apiVersion) else {
+            // A same-named kind from another API group (say a CRD called Service) is not ours.
+            if apiVersion.contains("/") && !apiVersion.hasPrefix("metallb.io/") && kind == .service {
+                return .skipped(origin: origin, resource: skippedName(kind: kindName, apiVersion: apiVersion, name: objectName))
+            }
+            throw ManifestError(origin: origin, object: label, field: FieldError(
+                path: "apiVersion", message: "\"\(apiVersion)\" is not supported for kind \(kindName): use \"\(kind.apiVersion)\""))
+        }
+        do {
+            let resource = try Resource(kind: kind, document: value)
+            return .object(ManifestObject(origin: origin, resource: resource, document: value,
+                                          warnings: Resource.warnings(kind: kind, document: value)))
+        } catch {
+            throw ManifestError(origin: origin, object: label, field: error)
+        }
+    }
+
+    /// kubectl's `kind.group/name`: `deployment.apps/web`, `configmap/settings`.
+    static func skippedName(kind: String, apiVersion: String, name: String?) -> String {
+        let group = apiVersion.split(separator: "/").count == 2 ? "." + apiVersion.split(separator: "/")[0] : ""
+        return "\(kind.lowercased())\(group)/\(name ?? "<unnamed>")"
+    }
+
+    /// YAML to `Value`, following the YAML 1.1 core types Kubernetes' own parser resolves.
+    static func convert(_ node: Node, path: String) throws(FieldError) -> Value {
+        switch node {
+        case .scalar(let scalar):
+            switch Tag.Name(rawValue: node.tag.rawValue) {
+            case .null: return .null
+            case .bool: return node.bool.map(Value.bool) ?? .string(scalar.string)
+            case .int:
+                if let number = Int64(scalar.string.replacingOccurrences(of: "_", with: "")) { return .int(number) }
+                if let number = node.int { return .int(Int64(number)) }
+                throw FieldError(path: path, message: "integer \(scalar.string) is out of range")
+            case .float: return node.float.map(Value.double) ?? .string(scalar.string)
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            var items: [Value] = []
+            for (index, item) in sequence.enumerated() { items.append(try convert(item, path: "\(path)[\(index)]")) }
+            return .array(items)
+        case .mapping(let mapping):
+            var fields: [String: Value] = [:]
+            for (keyNode, valueNode) in mapping {
+                guard case .scalar(let keyScalar) = keyNode else {
+                    throw FieldError(path: path, message: "map keys must be plain strings")
+                }
+                let key = keyScalar.string
+                let childPath = path.isEmpty ? key : "\(path).\(key)"
+                if fields[key] != nil { throw FieldError(path: childPath, message: "duplicate key \"\(key)\"") }
+                fields[key] = try convert(valueNode, path: childPath)
+            }
+            return .object(fields)
+        case .alias:
+            throw FieldError(path: path, message: "YAML aliases are not supported")
+        }
+    }
+
+    /// Yams' errors carry a code snippet across lines; one line with position and problem reads better.
+    static func yamlMessage(_ error: Error) -> String {
+        guard let yamlError = error as? YamlError else { return "invalid YAML: \(error)" }
+        switch yamlError {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
+             let .composer(context, problem, mark, _):
+            let context = context.map { "\($0.text) " } ?? ""
+            return "invalid YAML at line \(mark.line), column \(mark.column): \(context)\(problem)"
+        case let .reader(problem, offset, _, _):
+            return "invalid YAML input\(offset.map { " at byte \($0)" } ?? ""): \(problem)"
+        case let .duplicatedKeysInMapping(duplicates, context):
+            return "invalid YAML at line \(context.mark.line): duplicate key(s) \(duplicates.sorted().joined(separator: ", "))"
+        default:
+            return "invalid YAML: \(yamlError)"
+        }
+    }
+}
+
+import Foundation
