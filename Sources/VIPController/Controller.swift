@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+import VIPLease
+import VIPModel
+import VIPStore
+
+/// Watches the store and keeps every service's addresses right, while it holds the leader lease.
+public final class Controller: Sendable {
+    public struct Settings: Sendable {
+        public var loadBalancerClass: String?
+        public var leaseDuration: Duration = .seconds(3)
+        public var renewInterval: Duration = .milliseconds(750)
+        /// Full reconcile even without changes, to heal anything a lost watch event missed.
+        public var resyncInterval: Duration = .seconds(30)
+        /// Writes per transaction: large applies commit in chunks, each fenced by the lease.
+        public var batchSize: Int = 256
+
+        public init(loadBalancerClass: String? = nil) {
+            self.loadBalancerClass = loadBalancerClass
+        }
+    }
+
+    public let store: any Store
+    public let settings: Settings
+    public let lease: LeaderLease
+    private let logger: Logger
+    private let reconciler: Reconciler
+
+    /// The prefixes whose changes can change an assignment.
+    static let watchedPrefixes = Kind.allCases.map(Keyspace.prefix(of:))
+
+    public init(store: any Store, identity: String, settings: Settings, logger: Logger) {
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+        reconciler = Reconciler(loadBalancerClass: settings.loadBalancerClass)
+        lease = LeaderLease(store: store, identity: identity, duration: settings.leaseDuration,
+                            key: Keyspace.controllerLease(for: settings.loadBalancerClass), logger: logger)
+    }
+
+    /// Takes the lease (waiting while another controller holds it), reconciles once, and releases it.
+    public func runOnce(timeout: Duration = .seconds(30)) async throws -> ReconcilePlan {
+        let deadline = MonotonicInstant.now() + timeout
+        while !(await lease.refresh()) {
+            guard MonotonicInstant.now() < deadline else { throw ControllerError.leaseHeld(timeout: timeout) }
+            try await Task.sleep(for: settings.renewInterval)
+        }
+        do {
+            let plan = try await reconcile()
+            await lease.release()
+            return plan
+        } catch {
+            await lease.release()
+            throw error
+        }
+    }
+
+    /// Runs until the task is cancelled, then releases the lease.
+    public func run() async throws {
+        let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.leaseLoop(trigger: trigger) }
+            for prefix in Self.watchedPrefixes {
+                group.addTask { await self.watchLoop(prefix: prefix, trigger: trigger) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    trigger.yield()
+                    try? await Task.sleep(for: self.settings.resyncInterval)
+                }
+            }
+            group.addTask {
+                for await _ in triggers {
+                    guard !Task.isCancelled else { break }
+                    // Let a burst of changes (one apply of many objects) settle into one pass.
+                    try? await Task.sleep(for: .milliseconds(20))
+                    guard await self.lease.isLeader else { continue }
+                    do {
+                        _ = try await self.reconcile()
+                    } catch {
+                        self.logger.error("reconcile failed: \(error)")
+                    }
+                }
+            }
+            await withTaskCancellationHandler {
+                await group.waitForAll()
+            } onCancel: {
+                trigger.finish()
+            }
+        }
+        await lease.release()
+    }
+
+    private func leaseLoop(trigger: AsyncStream<Void>.Continuation) async {
+        var leading = false
+        while !Task.isCancelled {
+            let now = await lease.refresh()
+            if now && !leading { trigger.yield() }
+            leading = now
+            try? await Task.sleep(for: settings.renewInterval)
+        }
+    }
+
+    private func watchLoop(prefix: String, trigger: AsyncStream<Void>.Continuation) async {
+        var after: Revision = (try? await store.list(prefix: prefix).revision) ?? 0
+        while !Task.isCancelled {
+            do {
+                for try await event in store.watch(prefix: prefix, after: after) {
+                    after = max(after, event.revision)
+                    trigger.yield()
+                }
+            } catch StoreError.compacted {
+                after = (try? await store.list(prefix: prefix).revision) ?? after
+                trigger.yield()
+            } catch {
+                logger.warning("watch on \(prefix) failed: \(error); retrying")
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// One full pass: read everything, plan, commit in fenced chunks. A conflict means someone changed
+    /// what was read; the pass starts over from a fresh snapshot.
+    @discardableResult
+    public func reconcile(maxAttempts: Int = 5) async throws -> ReconcilePlan {
+        var lastError: Error?
+        for _ in 0..<maxAttempts {
+            let snapshot = try await ClusterSnapshot.load(from: store)
+            for problem in snapshot.problems { logger.warning("\(problem)") }
+            let plan = reconciler.plan(snapshot, time: RecordCoding.timestamp())
+            do {
+                try await commit(plan)
+                for line in plan.log { logger.info("\(line)") }
+                return plan
+            } catch StoreError.conflict(let key, _) {
+                lastError = StoreError.conflict(key: key, expected: .present)
+                logger.debug("reconcile raced on \(key); starting over")
+            }
+        }
+        throw lastError ?? ControllerError.notLeader
+    }
+
+    private func commit(_ plan: ReconcilePlan) async throws {
+        var index = 0
+        while index < plan.writes.count {
+            let chunk = plan.writes[index..<min(index + settings.batchSize, plan.writes.count)]
+            guard let fence = await lease.fence() else { throw ControllerError.notLeader }
+            try await store.commit(Transaction(conditions: [fence] + chunk.map(\.condition),
+                                               operations: chunk.map(\.operation)))
+            index += chunk.count
+        }
+    }
+}
+
+public enum ControllerError: Error, CustomStringConvertible, Sendable {
+    case notLeader
+    case leaseHeld(timeout: Duration)
+
+    public var description: String {
+        switch self {
+        case .notLeader: "this controller does not hold the controller lease"
+        case .leaseHeld(let timeout): "another controller held the controller lease for all of \(timeout)"
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import VIPLease
+import VIPStore
+
+/// The controller's leader lease in the store: one round of acquire-or-renew at a time, and the fencing
+/// condition every controller write carries, so a deposed leader's late write is refused by the store.
+public actor LeaderLease {
+    public let key: String
+    private let store: any Store
+    private var holder: LeaseHolder
+    private let logger: Logger
+
+    public init(store: any Store, identity: String, duration: Duration, key: String = Keyspace.controllerLease,
+                logger: Logger) {
+        self.store = store
+        self.key = key
+        self.holder = LeaseHolder(identity: identity, duration: duration)
+        self.logger = logger
+    }
+
+    public var identity: String { holder.identity }
+
+    /// Reads the lease and takes or renews it when the rules allow. Returns whether this process leads now.
+    @discardableResult
+    public func refresh() async -> Bool {
+        let startedAt = MonotonicInstant.now()
+        do {
+            let current = try await store.get(key)
+            let record = try current.map { try RecordCoding.decode(LeaseRecord.self, from: $0.value) }
+            holder.observer.observe(record: record, revision: current?.modRevision, at: MonotonicInstant.now())
+            switch holder.decide(at: MonotonicInstant.now(), wallTime: RecordCoding.timestamp()) {
+            case .wait(let other, _):
+                if holder.holds(at: .now()) { logger.warning("lost the controller lease", metadata: ["holder": "\(other)"]) }
+                holder.forget()
+                return false
+            case .write(let record, let expected):
+                let wasLeader = holder.holds(at: startedAt)
+                let revision = try await store.put(key, try RecordCoding.encode(record),
+                                                   expecting: expected.map { .modRevision($0) } ?? .absent,
+                                                   durability: .volatile)
+                holder.wrote(record, revision: revision, startedAt: startedAt, now: .now())
+                if !wasLeader { logger.info("acquired the controller lease", metadata: ["transitions": "\(record.transitions)"]) }
+                return true
+            }
+        } catch {
+            if holder.holds(at: .now()) { logger.warning("could not renew the controller lease: \(error)") }
+            return holder.holds(at: .now())
+        }
+    }
+
+    public var isLeader: Bool { holder.holds(at: .now()) }
+
+    /// The condition that makes a write land only while this lease is still ours, as last written.
+    public func fence() -> Condition? {
+        guard holder.holds(at: .now()), let revision = holder.observer.revision else { return nil }
+        return Condition(key, .modRevision(revision))
+    }
+
+    /// Gives the lease up so a standby takes over at once instead of waiting for expiry.
+    public func release() async {
+        guard holder.holds(at: .now()), let record = holder.releaseRecord(wallTime: RecordCoding.timestamp()),
+              let revision = holder.observer.revision else { return }
+        holder.forget()
+        do {
+            _ = try await store.put(key, try RecordCoding.encode(record), expecting: .modRevision(revision))
+            logger.info("released the controller lease")
+        } catch {
+            logger.warning("could not release the controller lease: \(error)")
+        }
+    }
+}

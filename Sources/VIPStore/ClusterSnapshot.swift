@@ -1,0 +1,112 @@
+import Foundation
+import VIPModel
+
+/// An applied object as the store holds it: the document as written (plus creation time) and its record.
+public struct StoredObject<Resource: Sendable>: Sendable {
+    public var resource: Resource
+    public var document: Value
+    public var record: Record
+
+    public init(resource: Resource, document: Value, record: Record) {
+        self.resource = resource
+        self.document = document
+        self.record = record
+    }
+}
+
+/// A record MetalVIP wrote about a service, decoded, with its record for compare-and-swap.
+public struct StoredValue<T: Sendable>: Sendable {
+    public var value: T
+    public var record: Record
+}
+
+/// Everything in the store that decides addresses, read in one pass. Unreadable entries are listed in
+/// `problems` by name and otherwise ignored, so one bad file never stops a reader.
+public struct ClusterSnapshot: Sendable {
+    public var namespaces: [String: StoredObject<Namespace>] = [:]
+    /// Sorted by name.
+    public var pools: [StoredObject<IPAddressPool>] = []
+    public var advertisements: [StoredObject<L2Advertisement>] = []
+    /// Sorted by creation (create revision), then namespace and name: the order services were applied in.
+    public var services: [StoredObject<Service>] = []
+    public var assignments: [ObjectKey: StoredValue<ServiceAssignment>] = [:]
+    public var events: [ObjectKey: StoredValue<ServiceEvents>] = [:]
+    public var problems: [String] = []
+    /// The newest store revision seen while loading; watching from the lowest listing revision misses nothing.
+    public var revision: Revision = 0
+
+    public init() {}
+
+    public static func load(from store: any Store) async throws -> ClusterSnapshot {
+        var snapshot = ClusterSnapshot()
+        var revisions: [Revision] = []
+        func listing(_ prefix: String) async throws -> Listing {
+            let listing = try await store.list(prefix: prefix)
+            revisions.append(listing.revision)
+            snapshot.problems += listing.skipped.map { "skipped \($0.name): \($0.reason)" }
+            return listing
+        }
+        for kind in Kind.allCases {
+            for record in try await listing(Keyspace.prefix(of: kind)).records {
+                snapshot.add(record, kind: kind)
+            }
+        }
+        for record in try await listing(Keyspace.assignmentsPrefix).records {
+            guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.assignmentsPrefix) else { continue }
+            do {
+                snapshot.assignments[service] = StoredValue(value: try RecordCoding.decode(ServiceAssignment.self, from: record.value), record: record)
+            } catch {
+                snapshot.problems.append("skipped \(record.key): unreadable assignment: \(error)")
+            }
+        }
+        for record in try await listing(Keyspace.eventsPrefix).records {
+            guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.eventsPrefix),
+                  let events = try? RecordCoding.decode(ServiceEvents.self, from: record.value) else { continue }
+            snapshot.events[service] = StoredValue(value: events, record: record)
+        }
+        snapshot.pools.sort { $0.resource.name < $1.resource.name }
+        snapshot.advertisements.sort { $0.resource.name < $1.resource.name }
+        snapshot.services.sort {
+            ($0.record.createRevision, $0.resource.meta.namespace, $0.resource.name)
+                < ($1.record.createRevision, $1.resource.meta.namespace, $1.resource.name)
+        }
+        snapshot.revision = revisions.min() ?? 0
+        return snapshot
+    }
+
+    mutating func add(_ record: Record, kind: Kind) {
+        let document: Value
+        let resource: VIPModel.Resource
+        do {
+            document = try RecordCoding.decode(Value.self, from: record.value)
+            resource = try VIPModel.Resource(kind: kind, document: document)
+        } catch {
+            problems.append("skipped \(record.key): not a valid \(kind.rawValue): \(error)")
+            return
+        }
+        switch resource {
+        case .namespace(let namespace):
+            namespaces[namespace.name] = StoredObject(resource: namespace, document: document, record: record)
+        case .ipAddressPool(let pool):
+            pools.append(StoredObject(resource: pool, document: document, record: record))
+        case .l2Advertisement(let advertisement):
+            advertisements.append(StoredObject(resource: advertisement, document: document, record: record))
+        case .service(let service):
+            services.append(StoredObject(resource: service, document: document, record: record))
+        }
+    }
+
+    /// A namespace's labels, with the automatic name label even when no Namespace was applied.
+    public func namespaceLabels(_ name: String) -> [String: String] {
+        Namespace.labels(name: name, declared: namespaces[name]?.resource.meta.labels ?? [:])
+    }
+
+    public func service(_ key: ObjectKey) -> StoredObject<Service>? {
+        services.first { $0.resource.key == key }
+    }
+
+    /// The pool that contains `address`, by the current pools.
+    public func pool(containing address: IPAddress) -> IPAddressPool? {
+        pools.first { $0.resource.contains(address) }?.resource
+    }
+}

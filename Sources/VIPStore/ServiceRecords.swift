@@ -1,0 +1,77 @@
+import Foundation
+import VIPModel
+
+/// The controller's answer for one service: its addresses. The pool is not stored; it is derived from
+/// the address and the current pools, so renaming a pool never leaves a stale name behind.
+public struct ServiceAssignment: Sendable, Hashable, Codable {
+    public var addresses: [IPAddress]
+
+    public init(addresses: [IPAddress]) { self.addresses = addresses }
+}
+
+public enum EventReason: String, Sendable, Hashable, Codable {
+    case ipAllocated = "IPAllocated"
+    case allocationFailed = "AllocationFailed"
+    case clearAssignment = "ClearAssignment"
+
+    public var type: String { self == .allocationFailed ? "Warning" : "Normal" }
+}
+
+/// A Kubernetes-style event about one service.
+public struct ServiceEvent: Sendable, Hashable, Codable {
+    public var reason: EventReason
+    public var message: String
+    public var timestamp: String
+
+    public init(reason: EventReason, message: String, timestamp: String) {
+        self.reason = reason
+        self.message = message
+        self.timestamp = timestamp
+    }
+
+    public var type: String { reason.type }
+}
+
+/// A service's recent events, newest last, capped so the record stays small.
+public struct ServiceEvents: Sendable, Hashable, Codable {
+    public static let limit = 30
+    public var events: [ServiceEvent]
+
+    public init(events: [ServiceEvent] = []) { self.events = events }
+
+    /// Appends, unless the newest event already says the same: a reconcile that finds nothing new
+    /// writes nothing. Returns whether anything changed.
+    @discardableResult
+    public mutating func record(_ reason: EventReason, _ message: String, at time: String) -> Bool {
+        if let last = events.last, last.reason == reason, last.message == message { return false }
+        events.append(ServiceEvent(reason: reason, message: message, timestamp: time))
+        if events.count > Self.limit { events.removeFirst(events.count - Self.limit) }
+        return true
+    }
+}
+
+/// JSON for every record MetalVIP writes: sorted keys, so equal content is equal bytes.
+public enum RecordCoding {
+    public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        try JSONDecoder().decode(type, from: data)
+    }
+
+    /// RFC 3339 UTC, second precision: Kubernetes' timestamp format.
+    public static func timestamp(_ date: Date = Date()) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    public static func date(_ timestamp: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: timestamp)
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import Logging
+import Testing
+import VIPClient
+import VIPController
+import VIPFileStore
+import VIPLease
+import VIPModel
+import VIPStore
+
+/// A temporary store directory per test, removed afterwards.
+final class StoreFixture: Sendable {
+    let directory: String
+    let store: FileStore
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("metalvip-controller-\(getpid())-\(UUID().uuidString)").path
+        store = try FileStore(directory: directory)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    @discardableResult
+    func apply(_ yaml: String) async throws -> ApplyResult {
+        try await Applier(store: store).apply([ManifestFile(name: "test.yaml", text: yaml)])
+    }
+
+    func controller(_ identity: String = "c1", lbClass: String? = nil, leaseDuration: Duration = .seconds(3)) -> Controller {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        var settings = Controller.Settings(loadBalancerClass: lbClass)
+        settings.leaseDuration = leaseDuration
+        return Controller(store: store, identity: identity, settings: settings, logger: logger)
+    }
+
+    @discardableResult
+    func reconcile(lbClass: String? = nil) async throws -> ReconcilePlan {
+        try await controller(lbClass: lbClass).runOnce()
+    }
+
+    func snapshot() async throws -> ClusterSnapshot { try await ClusterSnapshot.load(from: store) }
+
+    func addresses(_ name: String, namespace: String = "default") async throws -> [String] {
+        try await snapshot().assignments[ObjectKey(.service, namespace: namespace, name: name)]?.value.addresses.map(\.description) ?? []
+    }
+
+    func events(_ name: String) async throws -> [ServiceEvent] {
+        try await snapshot().events[ObjectKey(.service, namespace: "default", name: name)]?.value.events ?? []
+    }
+}
+
+func poolYAML(_ name: String, _ addresses: [String], extra: String = "") -> String {
+    """
+    apiVersion: metallb.io/v1beta1
+    kind: IPAddressPool
+    metadata: {name: \(name), namespace: metallb-system}
+    spec:
+      addresses: [\(addresses.joined(separator: ", "))]
+    \(extra)
+    """
+}
+
+func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [String: String] = [:],
+                 ports: [Int] = [80], extra: String = "") -> String {
+    let annotationText = annotations.isEmpty ? "" :
+        "\n  annotations:\n" + annotations.sorted { $0.key < $1.key }.map { "    \($0.key): \"\($0.value)\"" }.joined(separator: "\n")
+    return """
+    apiVersion: v1
+    kind: Service
+    metadata:
+      name: \(name)\(annotationText)
+    spec:
+      type: \(type)
+      ports: [\(ports.map { "{port: \($0)}" }.joined(separator: ", "))]
+    \(extra)
+    """
+}
+
+@Suite struct ControllerTests {
+    @Test func examplesGetTheExpectedAddresses() async throws {
+        let fixture = try StoreFixture()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let files = try ["pools.yaml", "services.yaml"].map { name in
+            let path = root.appendingPathComponent("Config/examples/\(name)").path
+            return ManifestFile(name: path, text: try String(contentsOfFile: path, encoding: .utf8))
+        }
+        let result = try await Applier(store: fixture.store).apply(files)
+        #expect(result.lines.contains("skipped deployment.apps/web (not handled)"))
+        #expect(result.lines.contains("ipaddresspool.metallb.io/lan created"))
+        try await fixture.reconcile()
+        // One apply is one revision: services created together go in namespace and name order.
+        #expect(try await fixture.addresses("dual") == ["192.0.2.10", "2001:db8::10"])
+        #expect(try await fixture.addresses("web") == ["192.0.2.11"])
+        #expect(try await fixture.addresses("web-tls") == ["192.0.2.11"], "same sharing key, other port: shared")
+        #expect(try await fixture.addresses("dns") == ["192.0.2.203"])
+        #expect(try await fixture.addresses("api", namespace: "team-a") == ["198.51.100.1"], "pinned pool, .0 avoided")
+        #expect(try await fixture.addresses("internal") == [])
+
+        // A second pass over the same state changes nothing.
+        #expect(try await fixture.reconcile().writes.isEmpty)
+        // Re-applying the same files is "unchanged" and writes nothing.
+        let again = try await Applier(store: fixture.store).apply(files)
+        #expect(again.revision == nil)
+        #expect(again.lines.contains("service/web unchanged"))
+    }
+
+    @Test func assignmentsSurviveRestartsAndReloads() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/28"]) + "---\n" + serviceYAML("one") + "---\n" + serviceYAML("two"))
+        try await fixture.reconcile()
+        #expect(try await fixture.addresses("two") == ["192.0.2.1"])
+        // Delete "one", then reload the pool under a new name and grown: "two" stays where it is.
+        _ = try await Applier(store: fixture.store).delete([ObjectKey(.service, namespace: "default", name: "one")])
+        _ = try await Applier(store: fixture.store).delete([ObjectKey(.ipAddressPool, namespace: "metallb-system", name: "a")])
+        try await fixture.apply(poolYAML("renamed", ["192.0.2.0/27"]))
+        try await fixture.reconcile()
+        #expect(try await fixture.addresses("two") == ["192.0.2.1"])
+        #expect(try await fixture.addresses("one") == [])
+        let view = ClusterView(snapshot: try await fixture.snapshot())
+        #expect(view.poolName(of: ObjectKey(.service, namespace: "default", name: "two")) == "renamed")
+    }
+
+    @Test func shrinkingAPoolPastAnAddressMovesItWithAnEvent() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/28"]) + "---\n"
+                                + serviceYAML("s", annotations: ["metallb.io/loadBalancerIPs": "192.0.2.9"]) + "---\n" + serviceYAML("t"))
+        try await fixture.reconcile()
+        try await fixture.apply(serviceYAML("s"))  // stops asking for .9; keeps it, as it still fits
+        try await fixture.reconcile()
+        #expect(try await fixture.addresses("s") == ["192.0.2.9"])
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/29"]))
+        try await fixture.reconcile()
+        #expect(try await fixture.addresses("s") == ["192.0.2.1"])
+        let reasons = try await fixture.events("s").map(\.reason)
+        #expect(reasons == [.ipAllocated, .clearAssignment, .ipAllocated])
+        #expect(try await fixture.events("s")[1].message.contains("192.0.2.9 is not in any address pool"))
+    }
+
+    @Test func pendingServicesGetAFailureEventAndAreRetried() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("tiny", ["192.0.2.1"]) + "---\n" + serviceYAML("first") + "---\n" + serviceYAML("second"))
+        try await fixture.reconcile()
+        #expect(try await fixture.addresses("first") == ["192.0.2.1"])
+        #expect(try await fixture.addresses("second") == [])
+        let failed = try #require(try await fixture.events("second").last)
+        #expect(failed.reason == .allocationFailed)
+        #expect(failed.message.contains("pool \"tiny\" has no free IPv4 address"))
+        // The same failure again writes nothing new.
+        #expect(try await fixture.reconcile().writes.isEmpty)
+        // Turning "first" into a ClusterIP frees the address; "second" gets it in the same pass.
+        try await fixture.apply(serviceYAML("first", type: "ClusterIP"))
+        try await fixture.reconcile()
+        #expect(try await fixture.addresses("first") == [])
+        #expect(try await fixture.addresses("second") == ["192.0.2.1"])
+        #expect(try await fixture.events("first").last?.reason == .clearAssignment)
+    }
+
+    @Test func exactReasonsForRequestsThatCannotBeMet() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/28"]) + "---\n"
+            + serviceYAML("outside", annotations: ["metallb.io/loadBalancerIPs": "203.0.113.5"]) + "---\n"
+            + serviceYAML("nopool", annotations: ["metallb.io/address-pool": "gold"]) + "---\n"
+            + serviceYAML("six", extra: "  ipFamilies: [IPv6]"))
+        try await fixture.reconcile()
+        #expect(try await fixture.events("outside").last?.message.hasSuffix("203.0.113.5 is not in any address pool") == true)
+        #expect(try await fixture.events("nopool").last?.message.hasSuffix("unknown pool \"gold\"") == true)
+        #expect(try await fixture.events("six").last?.message.hasSuffix("pool \"a\" has no IPv6 addresses") == true)
+    }
+
+    @Test func loadBalancerClassSelectsServices() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/28"]) + "---\n" + serviceYAML("plain") + "---\n"
+                                + serviceYAML("classy", extra: "  loadBalancerClass: metalvip.io/lb"))
+        try await fixture.reconcile(lbClass: "metalvip.io/lb")
+        #expect(try await fixture.addresses("plain") == [])
+        #expect(try await fixture.addresses("classy") == ["192.0.2.0"])
+        try await fixture.reconcile()
+        #expect(try await fixture.addresses("plain") == ["192.0.2.1"])
+    }
+
+    @Test func onlyTheLeaseHolderActs() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/28"]) + "---\n" + serviceYAML("s"))
+        // Long leases: a busy test machine must not let the leader's lease lapse mid-test.
+        let leader = fixture.controller("leader", leaseDuration: .seconds(60))
+        #expect(await leader.lease.refresh())
+        let standby = fixture.controller("standby", leaseDuration: .seconds(60))
+        #expect(!(await standby.lease.refresh()))
+        await #expect(throws: ControllerError.self) { try await standby.runOnce(timeout: .milliseconds(300)) }
+        #expect(try await fixture.addresses("s") == [])
+        // A release hands over at once, without waiting for expiry.
+        await leader.lease.release()
+        _ = try await standby.runOnce(timeout: .milliseconds(300))
+        #expect(try await fixture.addresses("s") == ["192.0.2.0"])
+    }
+
+    @Test func aDeposedLeadersWritesAreRefused() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/28"]) + "---\n" + serviceYAML("s"))
+        let old = fixture.controller("old")
+        #expect(await old.lease.refresh())
+        let fence = try #require(await old.lease.fence())
+        // Someone else takes the lease (say, after old was paused past its deadline).
+        let stolen = try RecordCoding.encode(LeaseRecord(holder: "new", durationMilliseconds: 60_000, acquireTime: "t", renewTime: "t", transitions: 1))
+        try await fixture.store.put(Keyspace.controllerLease, stolen)
+        await #expect(throws: StoreError.self) {
+            try await fixture.store.commit(Transaction(conditions: [fence],
+                                                       operations: [.put(key: "assignments/default/s", value: Data("{}".utf8))]))
+        }
+    }
+
+    @Test func theControllerLoopReactsToChanges() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(poolYAML("a", ["192.0.2.0/28"]))
+        let controller = fixture.controller()
+        let running = Task { try await controller.run() }
+        defer { running.cancel() }
+        try await fixture.apply(serviceYAML("live"))
+        var got: [String] = []
+        for _ in 0..<100 where got.isEmpty {
+            try await Task.sleep(for: .milliseconds(50))
+            got = try await fixture.addresses("live")
+        }
+        #expect(got == ["192.0.2.0"])
+        running.cancel()
+        _ = try? await running.value
+        // Cancelled: the lease is released for the next controller.
+        let lease = try #require(try await fixture.store.get(Keyspace.controllerLease))
+        #expect(try RecordCoding.decode(LeaseRecord.self, from: lease.value).holder == "")
+    }
+}
