@@ -1,0 +1,167 @@
+import Foundation
+import VIPManifest
+import VIPModel
+import VIPStore
+
+/// A file to apply or delete: its name for messages and its text.
+public struct ManifestFile: Sendable {
+    public var name: String
+    public var text: String
+
+    public init(name: String, text: String) {
+        self.name = name
+        self.text = text
+    }
+}
+
+/// What happened to one document, as kubectl says it.
+public enum ApplyOutcome: String, Sendable {
+    case created, configured, unchanged
+}
+
+public struct ApplyResult: Sendable {
+    /// In input order: `ipaddresspool.metallb.io/a created`, `skipped deployment.apps/web (not handled)`.
+    public var lines: [String] = []
+    public var warnings: [String] = []
+    public var revision: Revision?
+}
+
+public enum ApplyError: Error, Sendable, CustomStringConvertible {
+    case manifest(ManifestError)
+    case notFound([String])
+    case conflict(String)
+
+    public var description: String {
+        switch self {
+        case .manifest(let error): "error: \(error)"
+        case .notFound(let names): names.map { "error: \($0) not found" }.joined(separator: "\n")
+        case .conflict(let key): "error: \(key) changed while applying; nothing was written, try again"
+        }
+    }
+}
+
+/// Applies manifests all or nothing: every document is read and checked, against each other and the
+/// store, before one transaction writes them all.
+public struct Applier: Sendable {
+    public let store: any Store
+
+    public init(store: any Store) {
+        self.store = store
+    }
+
+    /// Reads every file; the first bad document stops everything.
+    public static func read(_ files: [ManifestFile]) throws(ApplyError) -> [ManifestEntry] {
+        var entries: [ManifestEntry] = []
+        for file in files {
+            do {
+                entries += try ManifestReader.read(file.text, file: file.name)
+            } catch {
+                throw .manifest(error)
+            }
+        }
+        return entries
+    }
+
+    public func apply(_ files: [ManifestFile], now: Date = Date()) async throws -> ApplyResult {
+        let entries = try Self.read(files)
+        let objects = entries.compactMap { entry -> ManifestObject? in
+            if case .object(let object) = entry { return object }
+            return nil
+        }
+        let existingPools = try await ClusterSnapshot.loadPools(from: store)
+        do {
+            try ConfigValidator.validate(objects, existingPools: existingPools)
+        } catch {
+            throw ApplyError.manifest(error)
+        }
+
+        var result = ApplyResult()
+        var conditions: [Condition] = []
+        var operations: [StoreOperation] = []
+        var outcomes: [ObjectKey: ApplyOutcome] = [:]
+        for object in objects {
+            let key = Keyspace.key(of: object.key)
+            let existing = try await store.get(key)
+            let previous = existing.flatMap { try? RecordCoding.decode(Value.self, from: $0.value) }
+            let created = previous?["metadata"]?["creationTimestamp"]?.stringValue ?? RecordCoding.timestamp(now)
+            var document = object.document
+            document.set(["metadata", "creationTimestamp"], to: .string(created))
+            if object.key.kind.isNamespaced {
+                document.set(["metadata", "namespace"], to: .string(object.key.namespace))
+            }
+            result.warnings += object.warnings.map { "warning: \(object.key): \($0)" }
+            if let existing, previous == document {
+                outcomes[object.key] = .unchanged
+                conditions.append(Condition(key, .modRevision(existing.modRevision)))
+                continue
+            }
+            outcomes[object.key] = existing == nil ? .created : .configured
+            conditions.append(Condition(key, existing.map { .modRevision($0.modRevision) } ?? .absent))
+            operations.append(.put(key: key, value: try RecordCoding.encode(document)))
+        }
+        if !operations.isEmpty {
+            do {
+                result.revision = try await store.commit(Transaction(conditions: conditions, operations: operations))
+            } catch StoreError.conflict(let key, _) {
+                throw ApplyError.conflict(key)
+            }
+        }
+        for entry in entries {
+            switch entry {
+            case .object(let object):
+                result.lines.append("\(object.key) \(outcomes[object.key]!.rawValue)")
+            case .skipped(_, let resource):
+                result.lines.append("skipped \(resource) (not handled)")
+            }
+        }
+        return result
+    }
+
+    /// Deletes the handled objects the files name. Objects already gone are reported, the rest deleted.
+    public func delete(_ files: [ManifestFile]) async throws -> ApplyResult {
+        let keys = try Self.read(files).compactMap { entry -> ObjectKey? in
+            if case .object(let object) = entry { return object.key }
+            return nil
+        }
+        return try await delete(keys)
+    }
+
+    public func delete(_ keys: [ObjectKey]) async throws -> ApplyResult {
+        var result = ApplyResult()
+        var operations: [StoreOperation] = []
+        var conditions: [Condition] = []
+        var missing: [String] = []
+        for key in keys {
+            let storeKey = Keyspace.key(of: key)
+            guard let existing = try await store.get(storeKey) else {
+                missing.append("\(key.kind.resourceName) \"\(key.name)\"" + (key.kind.isNamespaced ? " in namespace \"\(key.namespace)\"" : ""))
+                continue
+            }
+            conditions.append(Condition(storeKey, .modRevision(existing.modRevision)))
+            operations.append(.delete(key: storeKey))
+            result.lines.append("\(key.kind.resourceName) \"\(key.name)\" deleted")
+        }
+        if !operations.isEmpty {
+            do {
+                result.revision = try await store.commit(Transaction(conditions: conditions, operations: operations))
+            } catch StoreError.conflict(let key, _) {
+                throw ApplyError.conflict(key)
+            }
+        }
+        if !missing.isEmpty {
+            if operations.isEmpty { throw ApplyError.notFound(missing) }
+            result.warnings += missing.map { "error: \($0) not found" }
+        }
+        return result
+    }
+}
+
+extension ClusterSnapshot {
+    /// Just the pools, for validating an apply without reading every service.
+    public static func loadPools(from store: any Store) async throws -> [IPAddressPool] {
+        try await store.list(prefix: Keyspace.prefix(of: .ipAddressPool)).records.compactMap { record in
+            guard let document = try? RecordCoding.decode(Value.self, from: record.value) else { return nil }
+            return try? IPAddressPool(document: document)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import VIPClient
+import VIPModel
+import VIPStore
+
+extension OutputFormat: ExpressibleByArgument {}
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List services, ipaddresspools or l2advertisements.")
+
+    @Argument(help: "services | ipaddresspools | l2advertisements")
+    var resource: ResourceKind
+
+    @Option(name: [.customShort("n"), .long], help: "Namespace (services only).")
+    var namespace: String = defaultNamespace
+
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "Every namespace.")
+    var allNamespaces = false
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: "wide | json | yaml")
+    var output: OutputFormat = .table
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let snapshot = try await ClusterSnapshot.load(from: try storeOptions.open())
+            for problem in snapshot.problems { printError("warning: \(problem)") }
+            let view = ClusterView(snapshot: snapshot)
+            switch resource {
+            case .services: print(view.services(namespace: allNamespaces ? nil : namespace, format: output))
+            case .ipaddresspools: print(view.pools(format: output))
+            case .l2advertisements: print(view.advertisements(format: output))
+            case .namespaces: throw CLIError("get namespaces is not supported; namespaces only carry labels here")
+            }
+        }
+    }
+}
+
+struct Describe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a service's spec, addresses and events.")
+
+    @Argument(help: "service")
+    var resource: ResourceKind
+
+    @Argument(help: "The service name.")
+    var name: String
+
+    @Option(name: [.customShort("n"), .long], help: "Namespace.")
+    var namespace: String = defaultNamespace
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            guard resource == .services else { throw CLIError("describe supports services only") }
+            let snapshot = try await ClusterSnapshot.load(from: try storeOptions.open())
+            guard let text = ClusterView(snapshot: snapshot).describe(service: ObjectKey(.service, namespace: namespace, name: name)) else {
+                throw CLIError("services \"\(name)\" not found in namespace \"\(namespace)\"")
+            }
+            print(text)
+        }
+    }
+}
