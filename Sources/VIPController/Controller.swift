@@ -10,6 +10,8 @@ public final class Controller: Sendable {
         public var loadBalancerClass: String?
         public var leaseDuration: Duration = .seconds(3)
         public var renewInterval: Duration = .milliseconds(750)
+        /// How often a standby looks at the lease: a released lease is taken within this, not a whole duration.
+        public var standbyInterval: Duration = .milliseconds(100)
         /// Full reconcile even without changes, to heal anything a lost watch event missed.
         public var resyncInterval: Duration = .seconds(30)
         /// Writes per transaction: large applies commit in chunks, each fenced by the lease.
@@ -43,7 +45,7 @@ public final class Controller: Sendable {
         let deadline = MonotonicInstant.now() + timeout
         while !(await lease.refresh()) {
             guard MonotonicInstant.now() < deadline else { throw ControllerError.leaseHeld(timeout: timeout) }
-            try await Task.sleep(for: settings.renewInterval)
+            try await Task.sleep(for: min(settings.renewInterval, settings.standbyInterval))
         }
         do {
             let plan = try await reconcile()
@@ -97,7 +99,7 @@ public final class Controller: Sendable {
             let now = await lease.refresh()
             if now && !leading { trigger.yield() }
             leading = now
-            try? await Task.sleep(for: settings.renewInterval)
+            try? await Task.sleep(for: now ? settings.renewInterval : min(settings.renewInterval, settings.standbyInterval))
         }
     }
 

@@ -226,6 +226,49 @@ final class CLI: Sendable {
         #expect(Set(addresses).count == count, "no address given twice")
     }
 
+    /// Polls `get services` until the service has an address; nil after `timeout`.
+    func address(of name: String, in cli: CLI, within timeout: Duration) async throws -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let row = try await cli.run("get", "services").stdout.split(separator: "\n")
+                .first { $0.hasPrefix(name + " ") }?.split(separator: " ", omittingEmptySubsequences: true)
+            if let ip = row?[2], ip != "<pending>" { return String(ip) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    /// Two controllers: the standby acts only after the leader goes, and at once when it goes by SIGTERM.
+    @Test func sigtermHandsTheLeaseToTheStandbyAtOnce() async throws {
+        let cli = try CLI()
+        let lease = "20000"  // far longer than the handover may take
+        #expect(try await cli.run("apply", "-f", "-", stdin: """
+            apiVersion: metallb.io/v1beta1
+            kind: IPAddressPool
+            metadata: {name: p}
+            spec: {addresses: [192.0.2.0/28]}
+            """).status == 0)
+        let service = { (name: String) in "apiVersion: v1\nkind: Service\nmetadata: {name: \(name)}\nspec: {type: LoadBalancer}\n" }
+        let (leader, _, _) = try cli.start(["controller", "--identity", "leader", "--lease-duration-ms", lease])
+        defer { if leader.isRunning { leader.terminate() } }
+        try await cli.run("apply", "-f", "-", stdin: service("first"))
+        #expect(try await address(of: "first", in: cli, within: .seconds(10)) == "192.0.2.0")
+
+        let (standby, _, _) = try cli.start(["controller", "--identity", "standby", "--lease-duration-ms", lease])
+        defer { if standby.isRunning { standby.terminate() } }
+        try await Task.sleep(for: .milliseconds(300))
+        kill(leader.processIdentifier, SIGTERM)
+        await CLI.exit(of: leader)
+        #expect(leader.terminationStatus == 0, "graceful exit on SIGTERM")
+
+        let handover = ContinuousClock.now
+        try await cli.run("apply", "-f", "-", stdin: service("second"))
+        #expect(try await address(of: "second", in: cli, within: .seconds(8)) == "192.0.2.1")
+        #expect(ContinuousClock.now - handover < .seconds(8), "the standby took over without waiting out the 20 s lease")
+        kill(standby.processIdentifier, SIGTERM)
+        await CLI.exit(of: standby)
+    }
+
     @Test func storeFromFlagAndEnvironment() async throws {
         let cli = try CLI()
         let other = cli.store + "-flag"
