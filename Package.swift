@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Pure logic (no I/O): VIPModel, VIPManifest, VIPAllocation, VIPLease, VIPStore (the interface).
+// Pure logic (no I/O): VIPModel, VIPManifest, VIPAllocation, VIPLease, VIPStore (the interface), VIPAnnounce.
 // Adapters: VIPFileStore. Logic that drives a store: VIPController, VIPClient. Thin executable: metalvip.
 let package = Package(
     name: "MetalVIP",
@@ -27,6 +27,8 @@ let package = Package(
         .target(name: "VIPLease"),
         // The store interface every backend implements, and the record layout on top of it.
         .target(name: "VIPStore", dependencies: ["VIPModel", "VIPLease"]),
+        // Who announces what: VIP groups, rendezvous choice, node leases and claim rules.
+        .target(name: "VIPAnnounce", dependencies: ["VIPModel", "VIPStore", "VIPLease"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
         .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
         // Reconciles services to addresses; holds the controller lease.
@@ -51,6 +53,7 @@ let package = Package(
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
         .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),
         .testTarget(name: "VIPLeaseTests", dependencies: ["VIPLease"]),
+        .testTarget(name: "VIPAnnounceTests", dependencies: ["VIPAnnounce", "VIPModel", "VIPStore", "VIPLease"]),
         .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore"]),
         .testTarget(name: "VIPControllerTests", dependencies: [
             "VIPController", "VIPClient", "VIPFileStore", "VIPLease", "VIPModel", "VIPStore",

@@ -18,6 +18,11 @@ public struct StoredObject<Resource: Sendable>: Sendable {
 public struct StoredValue<T: Sendable>: Sendable {
     public var value: T
     public var record: Record
+
+    public init(value: T, record: Record) {
+        self.value = value
+        self.record = record
+    }
 }
 
 /// Everything in the store that decides addresses, read in one pass. Unreadable entries are listed in

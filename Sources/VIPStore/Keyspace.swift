@@ -9,6 +9,8 @@ import VIPModel
 ///     assignments/NS/NAME             the controller's answer: the service's addresses
 ///     events/NS/NAME                  the service's recent events
 ///     leases/controller               the controller leader lease (leases/controller@CLASS per --lb-class)
+///     leases/nodes/NODE               a speaker's node lease: liveness, labels, interfaces
+///     claims/ADDRESS                  which node announces an address, valid while that node's lease is live
 public enum Keyspace {
     public static let controllerLease = "leases/controller"
 
@@ -18,6 +20,10 @@ public enum Keyspace {
         return controllerLease + "@" + loadBalancerClass.replacingOccurrences(of: "/", with: "_")
     }
     public static let assignmentsPrefix = "assignments/"
+    public static let nodeLeasesPrefix = "leases/nodes/"
+    public static let claimsPrefix = "claims/"
+
+    public static func nodeLease(_ node: String) -> String { nodeLeasesPrefix + node }
     public static let eventsPrefix = "events/"
 
     public static func prefix(of kind: Kind) -> String {
