@@ -29,6 +29,11 @@ let package = Package(
         .target(name: "VIPStore", dependencies: ["VIPModel", "VIPLease"]),
         // Who announces what: VIP groups, rendezvous choice, node leases and claim rules.
         .target(name: "VIPAnnounce", dependencies: ["VIPModel", "VIPStore", "VIPLease"]),
+        // A node's speaker: node lease, claims, the fenced answer table, and the responders.
+        .target(name: "VIPSpeaker", dependencies: [
+            "VIPAnnounce", "VIPLease", "VIPModel", "VIPStore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
         .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
         // Reconciles services to addresses; holds the controller lease.
@@ -54,6 +59,10 @@ let package = Package(
         .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),
         .testTarget(name: "VIPLeaseTests", dependencies: ["VIPLease"]),
         .testTarget(name: "VIPAnnounceTests", dependencies: ["VIPAnnounce", "VIPModel", "VIPStore", "VIPLease"]),
+        .testTarget(name: "VIPSpeakerTests", dependencies: [
+            "VIPSpeaker", "VIPAnnounce", "VIPController", "VIPClient", "VIPFileStore", "VIPModel", "VIPStore", "VIPLease",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore"]),
         .testTarget(name: "VIPControllerTests", dependencies: [
             "VIPController", "VIPClient", "VIPFileStore", "VIPLease", "VIPModel", "VIPStore",

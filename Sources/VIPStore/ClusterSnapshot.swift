@@ -42,7 +42,8 @@ public struct ClusterSnapshot: Sendable {
 
     public init() {}
 
-    public static func load(from store: any Store) async throws -> ClusterSnapshot {
+    /// - Parameter events: also read every service's events (the CLI wants them; a speaker doesn't).
+    public static func load(from store: any Store, events includeEvents: Bool = true) async throws -> ClusterSnapshot {
         var snapshot = ClusterSnapshot()
         var revisions: [Revision] = []
         func listing(_ prefix: String) async throws -> Listing {
@@ -64,7 +65,7 @@ public struct ClusterSnapshot: Sendable {
                 snapshot.problems.append("skipped \(record.key): unreadable assignment: \(error)")
             }
         }
-        for record in try await listing(Keyspace.eventsPrefix).records {
+        for record in includeEvents ? try await listing(Keyspace.eventsPrefix).records : [] {
             guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.eventsPrefix),
                   let events = try? RecordCoding.decode(ServiceEvents.self, from: record.value) else { continue }
             snapshot.events[service] = StoredValue(value: events, record: record)

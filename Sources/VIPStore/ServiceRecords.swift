@@ -13,6 +13,8 @@ public enum EventReason: String, Sendable, Hashable, Codable {
     case ipAllocated = "IPAllocated"
     case allocationFailed = "AllocationFailed"
     case clearAssignment = "ClearAssignment"
+    /// A speaker took the service's address: MetalLB's event for the announcing node.
+    case nodeAssigned = "nodeAssigned"
 
     public var type: String { self == .allocationFailed ? "Warning" : "Normal" }
 }

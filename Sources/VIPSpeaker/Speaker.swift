@@ -1,0 +1,476 @@
+import Foundation
+import Logging
+import VIPAnnounce
+import VIPLease
+import VIPModel
+import VIPStore
+
+/// One node's speaker: keeps its node lease, claims the VIPs it should announce, answers for them through
+/// the responder while (and only while) its lease is live, and hands them over on shutdown.
+public actor Speaker {
+    public struct Settings: Sendable {
+        public var node: String
+        /// The interfaces this speaker may use (`--interface`).
+        public var interfaces: [String]
+        public var labels: [String: String]
+        /// Failover is bounded by this: a dead node's VIPs are taken once its lease expires.
+        public var leaseDuration: Duration = .milliseconds(200)
+        public var renewInterval: Duration = .milliseconds(50)
+        /// Offsets of the unsolicited announcements after taking a VIP.
+        public var announcementSchedule: [Duration] = [.zero, .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(2)]
+        /// Full reconcile even without changes.
+        public var resyncInterval: Duration = .seconds(10)
+
+        public init(node: String, interfaces: [String], labels: [String: String] = [:]) {
+            self.node = node
+            self.interfaces = interfaces
+            self.labels = labels
+        }
+    }
+
+    public nonisolated let settings: Settings
+    public nonisolated let table: AnswerTable
+    private let store: any Store
+    private let interfaceSource: any InterfaceSource
+    private let responder: any Responder
+    private let logger: Logger
+
+    private var holder: LeaseHolder
+    /// Other nodes' leases, as observed.
+    private var observed: [String: (observer: LeaseObserver, lease: NodeLease?)] = [:]
+    /// Nodes judged live at the last expiry check, to notice transitions.
+    private var liveAtLastCheck: Set<String> = []
+    private var claims: [IPAddress: StoredClaim] = [:]
+    private var snapshot: ClusterSnapshot?
+    private var objectsDirty = true
+    /// Group key -> table epoch in which this node wrote or confirmed the group's claims.
+    private var confirmed: [IPAddress: UInt64] = [:]
+    private var local: [String: InterfaceState] = [:]
+    private var trigger: AsyncStream<Void>.Continuation?
+    private var myLeaseRevision: Revision?
+
+    public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,
+                table: AnswerTable = AnswerTable(), logger: Logger) {
+        self.store = store
+        self.settings = settings
+        self.interfaceSource = interfaces
+        self.responder = responder
+        self.table = table
+        self.logger = logger
+        holder = LeaseHolder(identity: settings.node, duration: settings.leaseDuration)
+    }
+
+    static let objectPrefixes = Kind.allCases.map(Keyspace.prefix(of:)) + [Keyspace.assignmentsPrefix]
+
+    // MARK: running
+
+    /// Runs until cancelled; then falls silent and releases everything at once.
+    public func run() async throws {
+        for interface in interfaceSource.current() where settings.interfaces.contains(interface.name) {
+            local[interface.name] = interface
+            if interface.up { openResponder(interface) }
+        }
+        for missing in settings.interfaces where local[missing] == nil {
+            logger.warning("interface \(missing) not found; waiting for it to appear")
+        }
+        let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.trigger = trigger
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.renewLoop() }
+            group.addTask { await self.expiryLoop() }
+            group.addTask { await self.interfaceLoop() }
+            for prefix in Self.objectPrefixes + [Keyspace.claimsPrefix, Keyspace.nodeLeasesPrefix] {
+                group.addTask { await self.watchLoop(prefix) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.settings.resyncInterval)
+                    await self.markDirty()
+                }
+            }
+            group.addTask {
+                for await _ in triggers {
+                    if Task.isCancelled { break }
+                    await self.reconcile()
+                }
+            }
+            await withTaskCancellationHandler {
+                await group.waitForAll()
+            } onCancel: {
+                trigger.finish()
+            }
+        }
+        await shutdown()
+    }
+
+    private func poke() { trigger?.yield() }
+
+    private func markDirty() {
+        objectsDirty = true
+        poke()
+    }
+
+    // MARK: node lease
+
+    private func renewLoop() async {
+        while !Task.isCancelled {
+            await renew()
+            try? await Task.sleep(for: settings.renewInterval)
+        }
+    }
+
+    /// One renewal: one write per node per period, whatever the number of VIPs.
+    func renew() async {
+        let startedAt = MonotonicInstant.now()
+        let wall = RecordCoding.timestamp()
+        let record = NodeLease(
+            lease: LeaseRecord(holder: settings.node, durationMilliseconds: settings.leaseDuration.milliseconds,
+                               acquireTime: holder.observer.record?.acquireTime ?? wall, renewTime: wall,
+                               transitions: 0),
+            labels: settings.labels,
+            interfaces: settings.interfaces.map { name in
+                NodeInterface(name: name, up: local[name]?.up ?? false, mac: local[name]?.mac)
+            })
+        do {
+            let revision = try await store.put(Keyspace.nodeLease(settings.node), try RecordCoding.encode(record),
+                                               durability: .volatile)
+            let now = MonotonicInstant.now()
+            holder.wrote(record.lease, revision: revision, startedAt: startedAt, now: now)
+            myLeaseRevision = revision
+            if table.renewed(until: startedAt + settings.leaseDuration, now: now) {
+                logger.warning("node lease lapsed; claims are re-proven before answering again")
+                confirmed.removeAll()
+                poke()
+            } else if snapshot == nil {
+                poke()
+            }
+        } catch {
+            logger.warning("node lease renewal failed: \(error)")
+        }
+    }
+
+    // MARK: watching
+
+    private func watchLoop(_ prefix: String) async {
+        var after: Revision = 0
+        var first = true
+        while !Task.isCancelled {
+            do {
+                if first || after == 0 {
+                    let listing = try await store.list(prefix: prefix)
+                    await absorb(listing: listing, prefix: prefix)
+                    after = listing.revision
+                    first = false
+                }
+                for try await event in store.watch(prefix: prefix, after: after) {
+                    after = max(after, event.revision)
+                    await absorb(event: event, prefix: prefix)
+                }
+            } catch StoreError.compacted {
+                first = true
+            } catch {
+                logger.warning("watch on \(prefix) failed: \(error); retrying")
+                first = true
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private func absorb(listing: Listing, prefix: String) {
+        switch prefix {
+        case Keyspace.claimsPrefix:
+            claims = [:]
+            for record in listing.records { absorbClaim(key: record.key, record: record) }
+        case Keyspace.nodeLeasesPrefix:
+            for record in listing.records { absorbNodeLease(key: record.key, record: record) }
+        default:
+            objectsDirty = true
+        }
+        poke()
+    }
+
+    private func absorb(event: WatchEvent, prefix: String) {
+        switch prefix {
+        case Keyspace.claimsPrefix:
+            switch event {
+            case .put(let record): absorbClaim(key: record.key, record: record)
+            case .delete(let key, let revision):
+                if let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))),
+                   let current = claims[address], current.revision < revision {
+                    claims[address] = nil
+                }
+            }
+            poke()
+        case Keyspace.nodeLeasesPrefix:
+            let key = event.key
+            let node = String(key.dropFirst(Keyspace.nodeLeasesPrefix.count))
+            guard node != settings.node else { return }
+            let before = observed[node]?.lease.map(status(of:))
+            let wasLive = liveAtLastCheck.contains(node)
+            switch event {
+            case .put(let record): absorbNodeLease(key: key, record: record)
+            case .delete:
+                var entry = observed[node] ?? (LeaseObserver(), nil)
+                entry.observer.observe(record: nil, revision: nil, at: .now())
+                entry.lease = nil
+                observed[node] = entry
+            }
+            let after = observed[node]?.lease.map(status(of:))
+            let isLive = isLive(node, at: .now())
+            if before != after || wasLive != isLive {
+                if isLive { liveAtLastCheck.insert(node) } else { liveAtLastCheck.remove(node) }
+                poke()
+            }
+        default:
+            markDirty()
+        }
+    }
+
+    private func absorbClaim(key: String, record: Record) {
+        guard let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))),
+              let claim = try? RecordCoding.decode(Claim.self, from: record.value) else { return }
+        if let current = claims[address], current.revision >= record.modRevision { return }
+        claims[address] = StoredClaim(claim: claim, revision: record.modRevision)
+    }
+
+    private func absorbNodeLease(key: String, record: Record) {
+        let node = String(key.dropFirst(Keyspace.nodeLeasesPrefix.count))
+        guard node != settings.node else { return }
+        let lease = try? RecordCoding.decode(NodeLease.self, from: record.value)
+        var entry = observed[node] ?? (LeaseObserver(), nil)
+        entry.observer.observe(record: lease?.lease, revision: record.modRevision, at: .now())
+        entry.lease = lease
+        observed[node] = entry
+    }
+
+    private func status(of lease: NodeLease) -> NodeStatus {
+        NodeStatus(name: lease.node, labels: lease.labels, upInterfaces: Set(lease.upInterfaces))
+    }
+
+    private func isLive(_ node: String, at now: MonotonicInstant) -> Bool {
+        guard let entry = observed[node], entry.lease != nil else { return false }
+        if case .held = entry.observer.state(at: now) { return true }
+        return false
+    }
+
+    /// Sleeps until the next observed lease would expire, and reconciles when one did.
+    private func expiryLoop() async {
+        while !Task.isCancelled {
+            let now = MonotonicInstant.now()
+            var next = now + .seconds(1)
+            var live: Set<String> = []
+            for (node, entry) in observed {
+                if case .held(_, let remaining) = entry.observer.state(at: now), entry.lease != nil {
+                    live.insert(node)
+                    next = min(next, now + remaining)
+                }
+            }
+            if live != liveAtLastCheck {
+                for gone in liveAtLastCheck.subtracting(live) { logger.info("node \(gone) lease expired") }
+                liveAtLastCheck = live
+                poke()
+            }
+            try? await Task.sleep(for: max(next - now, .milliseconds(1)))
+        }
+    }
+
+    // MARK: interfaces
+
+    private func interfaceLoop() async {
+        for await change in interfaceSource.changes() {
+            guard settings.interfaces.contains(change.name) else { continue }
+            let previous = local[change.name]
+            local[change.name] = change
+            if change.up && previous?.up != true {
+                logger.info("interface \(change.name) is up")
+                openResponder(change)
+            } else if !change.up && previous?.up != false {
+                logger.info("interface \(change.name) is down; releasing what it carried")
+                withdraw(interface: change.index)
+                responder.close(change.name)
+            } else if change.mac != previous?.mac {
+                confirmed.removeAll()  // answers must carry the new MAC: re-announce
+            }
+            await renew()
+            poke()
+        }
+    }
+
+    private func openResponder(_ interface: InterfaceState) {
+        do {
+            try responder.open(interface)
+        } catch {
+            logger.error("cannot answer on \(interface.name): \(error)")
+        }
+    }
+
+    /// Stops answering on an interface at once, before any store round trip; the reconcile that follows
+    /// confirms the claims with the interfaces left, or releases them when none are.
+    private func withdraw(interface index: Int32) {
+        table.withdraw(interfaceIndex: index)
+    }
+
+    // MARK: reconciling
+
+    /// Decides and acts: take, confirm, keep, release, clean up. Runs on every relevant change.
+    func reconcile() async {
+        do {
+            if objectsDirty || snapshot == nil {
+                objectsDirty = false
+                snapshot = try await ClusterSnapshot.load(from: store, events: false)
+            }
+        } catch {
+            objectsDirty = true
+            logger.warning("cannot read the store: \(error)")
+            return
+        }
+        guard let snapshot, let myRevision = myLeaseRevision, !table.isLapsed() else { return }
+        let now = MonotonicInstant.now()
+        let epoch = table.epoch
+        var nodes = [NodeStatus(name: settings.node, labels: settings.labels,
+                                upInterfaces: Set(local.values.filter(\.up).map(\.name)))]
+        var views: [String: NodeView] = [settings.node: NodeView(live: true, leaseRevision: myRevision)]
+        for (node, entry) in observed {
+            let live = isLive(node, at: now)
+            views[node] = NodeView(live: live, leaseRevision: entry.observer.revision)
+            if live, let lease = entry.lease { nodes.append(status(of: lease)) }
+        }
+        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: snapshot), snapshot: snapshot, nodes: nodes)
+        let current = Set(confirmed.filter { $0.value == epoch }.keys)
+        let actions = ClaimPlanner.decide(me: settings.node, plans: plans, claims: claims, nodes: views,
+                                          confirmed: current, wallTime: RecordCoding.timestamp())
+        var wanted: Set<IPAddress> = []
+        for action in actions {
+            switch action {
+            case .announce(let group, let interfaces):
+                wanted.formUnion(group.addresses)
+                table.announce(group.addresses, on: interfaceMap(interfaces), epoch: epoch)
+            case .take(let group, let interfaces, let transaction), .confirm(let group, let interfaces, let transaction):
+                let previous = Set(group.addresses.compactMap { claims[$0]?.claim.node }).subtracting([settings.node]).sorted()
+                guard await commit(transaction) else { continue }
+                wanted.formUnion(group.addresses)
+                confirmed[group.key] = epoch
+                guard table.announce(group.addresses, on: interfaceMap(interfaces), epoch: epoch) else { continue }
+                // After a confirm too: clients may have cached another MAC while this node was lapsed.
+                announceBurst(group.addresses, interfaces: interfaces)
+                if case .take = action {
+                    let from = previous.isEmpty ? "" : " from \(previous.joined(separator: ","))"
+                    logger.info("took \(group.addresses.map(\.description).joined(separator: ",")) on \(interfaces.joined(separator: ","))\(from)")
+                    recordMove(group, from: previous.first)
+                }
+            case .release(let group, let addresses, let transaction):
+                // Silent first, then give the claim up: never two answering.
+                table.withdraw(addresses)
+                if let group { confirmed[group.key] = nil }
+                logger.info("releasing \(addresses.map(\.description).joined(separator: ","))")
+                _ = await commit(transaction)
+            case .cleanup(_, let transaction):
+                _ = await commit(transaction)
+            }
+        }
+        // Anything still in the table that no decision kept (group changed shape, say) goes.
+        table.withdraw(table.addresses.filter { !wanted.contains($0) })
+    }
+
+    /// Commits and folds the result into the claim cache at once, ahead of the watch event.
+    private func commit(_ transaction: Transaction) async -> Bool {
+        do {
+            let revision = try await store.commit(transaction)
+            for operation in transaction.operations {
+                guard operation.key.hasPrefix(Keyspace.claimsPrefix),
+                      let address = IPAddress(String(operation.key.dropFirst(Keyspace.claimsPrefix.count))) else { continue }
+                switch operation {
+                case .put(_, let value):
+                    if let claim = try? RecordCoding.decode(Claim.self, from: value) {
+                        claims[address] = StoredClaim(claim: claim, revision: revision)
+                    }
+                case .delete:
+                    claims[address] = nil
+                }
+            }
+            return true
+        } catch StoreError.conflict {
+            poke()  // someone moved first; look again with what the watch brings
+            return false
+        } catch {
+            logger.warning("store write failed: \(error)")
+            poke()
+            return false
+        }
+    }
+
+    private func interfaceMap(_ names: [String]) -> [Int32: MACAddress] {
+        var map: [Int32: MACAddress] = [:]
+        for name in names {
+            if let interface = local[name], interface.up, let mac = interface.mac { map[interface.index] = mac }
+        }
+        return map
+    }
+
+    /// Unsolicited announcements after a takeover, on the schedule; each checks the claim is still ours.
+    private func announceBurst(_ addresses: [IPAddress], interfaces: [String]) {
+        let targets = interfaces.compactMap { local[$0] }.filter(\.up)
+        let schedule = settings.announcementSchedule
+        let table = table
+        let responder = responder
+        Task.detached {
+            let start = ContinuousClock.now
+            for offset in schedule {
+                try? await Task.sleep(until: start + offset, clock: .continuous)
+                for address in addresses where table.holds(address) {
+                    for interface in targets { responder.announce(address, on: interface) }
+                }
+            }
+        }
+    }
+
+    /// The move history, as events on each service of the group.
+    private func recordMove(_ group: VIPGroup, from previous: String?) {
+        let store = store
+        let node = settings.node
+        let message = "announcing from node \"\(node)\" with protocol \"layer2\"" + (previous.map { " (was \"\($0)\")" } ?? "")
+        let logger = logger
+        Task.detached {
+            for service in group.services {
+                let key = Keyspace.events(of: service)
+                for _ in 0..<5 {
+                    do {
+                        let current = try await store.get(key)
+                        var events = try current.map { try RecordCoding.decode(ServiceEvents.self, from: $0.value) } ?? ServiceEvents()
+                        events.record(.nodeAssigned, message, at: RecordCoding.timestamp())
+                        try await store.put(key, try RecordCoding.encode(events),
+                                            expecting: current.map { .modRevision($0.modRevision) } ?? .absent)
+                        break
+                    } catch StoreError.conflict {
+                        continue
+                    } catch {
+                        logger.debug("could not record the move for \(service.namespacedName): \(error)")
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: shutting down
+
+    /// Falls silent, then releases every claim and the node lease in one write, so a peer takes over at once.
+    public func shutdown() async {
+        table.silence()
+        var conditions: [Condition] = []
+        var operations: [StoreOperation] = []
+        for (address, stored) in claims where stored.claim.node == settings.node {
+            conditions.append(Condition(ClaimPlanner.claimKey(address), .modRevision(stored.revision)))
+            operations.append(.delete(key: ClaimPlanner.claimKey(address)))
+        }
+        operations.append(.delete(key: Keyspace.nodeLease(settings.node)))
+        do {
+            try await store.commit(Transaction(conditions: conditions, operations: operations))
+            logger.info("released \(operations.count - 1) claims and the node lease")
+        } catch {
+            // A claim moved meanwhile: release the node lease alone; remaining claims lapse with it.
+            _ = try? await store.delete(Keyspace.nodeLease(settings.node))
+            logger.warning("released the node lease; claims lapse with it (\(error))")
+        }
+    }
+}

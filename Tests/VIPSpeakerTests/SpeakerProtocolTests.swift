@@ -1,0 +1,239 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VIPAnnounce
+import VIPClient
+import VIPController
+import VIPFileStore
+import VIPLease
+import VIPModel
+import VIPSpeaker
+import VIPStore
+
+/// A store that can be cut off, as a partitioned or frozen node sees it.
+final class SeverableStore: Store {
+    let inner: any Store
+    let severed = Atomic<Bool>(false)
+
+    init(_ inner: any Store) { self.inner = inner }
+
+    var name: String { inner.name }
+
+    private func check() throws {
+        if severed.load(ordering: .relaxed) { throw StoreError.unavailable("severed by the test") }
+    }
+
+    func get(_ key: String) async throws -> Record? { try check(); return try await inner.get(key) }
+    func list(prefix: String) async throws -> Listing { try check(); return try await inner.list(prefix: prefix) }
+    func commit(_ transaction: Transaction) async throws -> Revision { try check(); return try await inner.commit(transaction) }
+    func compact(through revision: Revision) async throws { try check(); try await inner.compact(through: revision) }
+    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
+        if severed.load(ordering: .relaxed) {
+            return AsyncThrowingStream { $0.finish(throwing: StoreError.unavailable("severed by the test")) }
+        }
+        return inner.watch(prefix: prefix, after: after)
+    }
+}
+
+/// One fixed interface, whose up/down the test controls.
+final class FakeInterfaces: InterfaceSource {
+    let state: Mutex<InterfaceState>
+    let continuation: AsyncStream<InterfaceState>.Continuation
+    let stream: AsyncStream<InterfaceState>
+
+    init(mac: UInt64) {
+        state = Mutex(InterfaceState(name: "eth0", index: 2, mac: MACAddress(value: mac), up: true))
+        (stream, continuation) = AsyncStream.makeStream(of: InterfaceState.self)
+    }
+
+    func current() -> [InterfaceState] { [state.withLock { $0 }] }
+    func changes() -> AsyncStream<InterfaceState> { stream }
+
+    func set(up: Bool) {
+        let new = state.withLock { state in
+            state.up = up
+            return state
+        }
+        continuation.yield(new)
+    }
+}
+
+final class RecordingResponder: Responder {
+    let announcements = Mutex<[IPAddress]>([])
+    func open(_ interface: InterfaceState) throws {}
+    func close(_ interfaceName: String) {}
+    func announce(_ address: IPAddress, on interface: InterfaceState) {
+        announcements.withLock { $0.append(address) }
+    }
+}
+
+/// Three in-process speakers over one file store.
+final class SpeakerLab: Sendable {
+    let directory: String
+    let store: FileStore
+    let names = ["node-a", "node-b", "node-c"]
+    let stores: [SeverableStore]
+    let interfaces: [FakeInterfaces]
+    let responders: [RecordingResponder]
+    let speakers: [Speaker]
+    let tasks = Mutex<[Int: Task<Void, Error>]>([:])
+
+    init(vips: [String]) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-speaker-\(getpid())-\(UUID().uuidString)").path
+        let store = try FileStore(directory: directory)
+        self.store = store
+        var yaml = """
+            apiVersion: metallb.io/v1beta1
+            kind: IPAddressPool
+            metadata: {name: lan}
+            spec: {addresses: [192.0.2.0/24, 2001:db8::/64]}
+            ---
+            apiVersion: metallb.io/v1beta1
+            kind: L2Advertisement
+            metadata: {name: lan}
+            """
+        for (index, vip) in vips.enumerated() {
+            let policy = vip.contains(",") ? ", ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6]" : ""
+            yaml += "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-\(index), annotations: {metallb.io/loadBalancerIPs: \"\(vip)\"}}\nspec: {type: LoadBalancer, ports: [{port: 80}]\(policy)}\n"
+        }
+        _ = try await Applier(store: store).apply([ManifestFile(name: "lab.yaml", text: yaml)])
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        _ = try await Controller(store: store, identity: "ctl", settings: .init(), logger: logger).runOnce()
+        let names = names
+        stores = names.map { _ in SeverableStore(store) }
+        interfaces = names.indices.map { FakeInterfaces(mac: 0x0200_0000_0000 + UInt64($0 + 1)) }
+        responders = names.map { _ in RecordingResponder() }
+        var speakers: [Speaker] = []
+        for (index, name) in names.enumerated() {
+            speakers.append(Speaker(store: stores[index], settings: Speaker.Settings(node: name, interfaces: ["eth0"]),
+                                    interfaces: interfaces[index], responder: responders[index], logger: logger))
+        }
+        self.speakers = speakers
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    func start(_ index: Int) {
+        let speaker = speakers[index]
+        tasks.withLock { $0[index] = Task { try await speaker.run() } }
+    }
+
+    func stop(_ index: Int) async {
+        let task = tasks.withLock { $0.removeValue(forKey: index) }
+        task?.cancel()
+        _ = try? await task?.value
+    }
+
+    func stopAll() async {
+        for index in names.indices { await stop(index) }
+    }
+
+    /// Indexes of speakers that would answer for `vip` right now.
+    func answering(_ vip: IPAddress) -> [Int] {
+        speakers.indices.filter { speakers[$0].table.answer(for: vip, on: 2) != nil }
+    }
+
+    /// Polls every millisecond until exactly one speaker answers, failing the test if two ever do.
+    func waitForOwner(_ vip: IPAddress, excluding: Set<Int> = [], timeout: Duration = .seconds(5)) async -> Int? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let now = answering(vip)
+            #expect(now.count <= 1, "two speakers answer for \(vip): \(now)")
+            if now.count == 1, !excluding.contains(now[0]) { return now[0] }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return nil
+    }
+
+    /// Samples for a while, failing the test if two speakers ever answer at once.
+    func watchForDoubleAnswers(_ vip: IPAddress, for duration: Duration) async -> Set<Int> {
+        var seen: Set<Int> = []
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline {
+            let now = answering(vip)
+            #expect(now.count <= 1, "two speakers answer for \(vip): \(now)")
+            seen.formUnion(now)
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return seen
+    }
+}
+
+@Suite(.serialized) struct SpeakerProtocolTests {
+    let vip = IPAddress("192.0.2.10")!
+
+    @Test func exactlyThePreferredNodeAnswersWithGratuitousAnnouncements() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        for index in lab.names.indices { lab.start(index) }
+        let owner = try #require(await lab.waitForOwner(vip))
+        let preferred = Rendezvous.rank(lab.names, for: vip)[0]
+        // The preferred node wins once everyone is live (an early starter may hold it first and hand it back).
+        let settled = await lab.watchForDoubleAnswers(vip, for: .milliseconds(600))
+        #expect(lab.answering(vip) == [lab.names.firstIndex(of: preferred)!], "owner \(owner), seen \(settled)")
+        #expect(lab.responders[lab.names.firstIndex(of: preferred)!].announcements.withLock { $0.contains(vip) })
+        await lab.stopAll()
+    }
+
+    @Test func aPartitionedOwnerFallsSilentBeforeAnotherTakesOver() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        for index in lab.names.indices { lab.start(index) }
+        _ = await lab.waitForOwner(vip)
+        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
+        let owner = try #require(lab.answering(vip).first)
+        lab.stores[owner].severed.store(true, ordering: .relaxed)
+        let cut = ContinuousClock.now
+        let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(5)))
+        #expect(next != owner)
+        #expect(ContinuousClock.now - cut < .seconds(2), "failover happened")
+        // Reconnected: the preferred node comes back and the VIP moves back, never answered twice.
+        lab.stores[owner].severed.store(false, ordering: .relaxed)
+        let seen = await lab.watchForDoubleAnswers(vip, for: .seconds(2))
+        #expect(seen.contains(owner))
+        #expect(lab.answering(vip) == [owner], "moved back to the preferred node")
+        await lab.stopAll()
+    }
+
+    @Test func gracefulShutdownHandsOverAtOnce() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        for index in lab.names.indices { lab.start(index) }
+        _ = await lab.waitForOwner(vip)
+        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
+        let owner = try #require(lab.answering(vip).first)
+        let stopped = ContinuousClock.now
+        await lab.stop(owner)
+        let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(2)))
+        // Well under the 200 ms lease: the claim was released, not left to expire.
+        #expect(ContinuousClock.now - stopped < .milliseconds(150), "handover took \(ContinuousClock.now - stopped)")
+        #expect(next != owner)
+        await lab.stopAll()
+    }
+
+    @Test func interfaceDownMovesTheVIP() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        for index in lab.names.indices { lab.start(index) }
+        _ = await lab.waitForOwner(vip)
+        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
+        let owner = try #require(lab.answering(vip).first)
+        lab.interfaces[owner].set(up: false)
+        let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(2)))
+        #expect(next != owner)
+        await lab.stopAll()
+    }
+
+    @Test func dualStackAddressesMoveTogether() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.20,2001:db8::20"])
+        for index in lab.names.indices { lab.start(index) }
+        let four = IPAddress("192.0.2.20")!
+        let six = IPAddress("2001:db8::20")!
+        _ = try #require(await lab.waitForOwner(four))
+        _ = await lab.watchForDoubleAnswers(four, for: .milliseconds(500))
+        let settled = try #require(lab.answering(four).first)
+        #expect(lab.answering(six) == [settled])
+        lab.stores[settled].severed.store(true, ordering: .relaxed)
+        let next = try #require(await lab.waitForOwner(four, excluding: [settled]))
+        #expect(await lab.waitForOwner(six, excluding: [settled]) == next)
+        await lab.stopAll()
+    }
+}
