@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Pure logic (no I/O): VIPModel, VIPManifest, VIPAllocation, VIPLease, VIPStore (the interface), VIPAnnounce.
-// Adapters: VIPFileStore. Logic that drives a store: VIPController, VIPClient. Thin executable: metalvip.
+// Adapters: VIPFileStore, VIPLink (with the C system libraries). Logic that drives a store: VIPController, VIPClient. Thin executable: metalvip.
 let package = Package(
     name: "MetalVIP",
     platforms: [.macOS(.v15)],
@@ -34,6 +34,15 @@ let package = Package(
             "VIPAnnounce", "VIPLease", "VIPModel", "VIPStore",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Linux packet/filter/namespace definitions that Glibc does not export (header-only).
+        .systemLibrary(name: "CLinuxShim"),
+        // libpcap, used only to compile filter expressions to classic BPF.
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        // libnl-route-3: the rtnetlink link cache and its change events.
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        // Raw AF_PACKET sockets, BPF filters, link state and namespaces: the speaker's Linux adapter.
+        .target(name: "VIPLink", dependencies: ["VIPModel", "CLinuxShim", "CPcap", "CNetlink"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
         .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
         // Reconciles services to addresses; holds the controller lease.
@@ -43,7 +52,7 @@ let package = Package(
         ]),
         // What a user does against a store: apply, delete, and the get/describe views.
         .target(name: "VIPClient", dependencies: [
-            "VIPModel", "VIPManifest", "VIPAllocation", "VIPStore",
+            "VIPModel", "VIPManifest", "VIPAllocation", "VIPAnnounce", "VIPLease", "VIPStore",
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "metalvip", dependencies: [
@@ -58,6 +67,7 @@ let package = Package(
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
         .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),
         .testTarget(name: "VIPLeaseTests", dependencies: ["VIPLease"]),
+        .testTarget(name: "VIPLinkTests", dependencies: ["VIPLink", "VIPModel", "CLinuxShim"]),
         .testTarget(name: "VIPAnnounceTests", dependencies: ["VIPAnnounce", "VIPModel", "VIPStore", "VIPLease"]),
         .testTarget(name: "VIPSpeakerTests", dependencies: [
             "VIPSpeaker", "VIPAnnounce", "VIPController", "VIPClient", "VIPFileStore", "VIPModel", "VIPStore", "VIPLease",
