@@ -1,5 +1,6 @@
 import Foundation
 import VIPAllocation
+import VIPAnnounce
 import VIPModel
 import VIPStore
 
@@ -154,7 +155,8 @@ public struct ClusterView: Sendable {
 
     // MARK: describe
 
-    public func describe(service key: ObjectKey) -> String? {
+    /// - Parameter announcement: the live claim on the service's address, from `L2View`.
+    public func describe(service key: ObjectKey, announcement: Claim? = nil) -> String? {
         guard let stored = snapshot.service(key) else { return nil }
         let service = stored.resource
         var lines: [(String, String)] = [
@@ -173,6 +175,9 @@ public struct ClusterView: Sendable {
         lines.append(("LoadBalancer Ingress", service.type == .loadBalancer ? externalIP(service) : "<none>"))
         lines.append(("Address Pool", poolName(of: key) ?? service.addressPool.map { "\($0) (requested)" } ?? "<none>"))
         lines.append(("Sharing Key", service.sharingKey.isEmpty ? "<none>" : service.sharingKey))
+        if service.type == .loadBalancer {
+            lines.append(("Announcing Node", announcement.map { "\($0.node) (\($0.interfaces.joined(separator: ",")))" } ?? "<none>"))
+        }
         for port in service.ports {
             lines.append(("Port", "\(port.name ?? "<unset>")  \(port.port)/\(port.protocol.rawValue)"))
         }
@@ -190,7 +195,7 @@ public struct ClusterView: Sendable {
             table.add(["----", "------", "----", "----", "-------"])
             for event in events {
                 table.add([event.type, event.reason.rawValue, age(since: event.timestamp, now: now),
-                           "metalvip-controller", event.message])
+                           event.reason == .nodeAssigned ? "metalvip-speaker" : "metalvip-controller", event.message])
             }
             text += "\nEvents:\n" + table.rendered.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
         }

@@ -61,10 +61,10 @@ struct Delete: AsyncParsableCommand {
             if !files.isEmpty {
                 result = try await applier.delete(try readManifests(files))
             } else {
-                guard target.count == 2, let kind = ResourceKind(argument: target[0]) else {
+                guard target.count == 2, let kind = ResourceKind(argument: target[0])?.kind else {
                     throw CLIError("usage: metalvip delete -f FILE | metalvip delete service NAME [-n NS]")
                 }
-                result = try await applier.delete([ObjectKey(kind.kind, namespace: namespace, name: target[1])])
+                result = try await applier.delete([ObjectKey(kind, namespace: namespace, name: target[1])])
             }
             print(result.lines.joined(separator: "\n"))
             for warning in result.warnings { printError(warning) }
@@ -75,7 +75,7 @@ struct Delete: AsyncParsableCommand {
 
 /// The resource names kubectl users type: plural, singular, and short forms.
 enum ResourceKind: String, CaseIterable, ExpressibleByArgument {
-    case services, ipaddresspools, l2advertisements, namespaces
+    case services, ipaddresspools, l2advertisements, namespaces, servicel2statuses, nodes
 
     init?(argument: String) {
         switch argument.lowercased() {
@@ -83,16 +83,20 @@ enum ResourceKind: String, CaseIterable, ExpressibleByArgument {
         case "ipaddresspools", "ipaddresspool", "ipaddresspools.metallb.io", "ipaddresspool.metallb.io": self = .ipaddresspools
         case "l2advertisements", "l2advertisement", "l2advertisements.metallb.io", "l2advertisement.metallb.io": self = .l2advertisements
         case "namespaces", "namespace", "ns": self = .namespaces
+        case "servicel2statuses", "servicel2status", "servicel2statuses.metallb.io": self = .servicel2statuses
+        case "nodes", "node", "no": self = .nodes
         default: return nil
         }
     }
 
-    var kind: Kind {
+    /// The stored kind, for commands that take objects (delete); nil for derived views.
+    var kind: Kind? {
         switch self {
         case .services: .service
         case .ipaddresspools: .ipAddressPool
         case .l2advertisements: .l2Advertisement
         case .namespaces: .namespace
+        case .servicel2statuses, .nodes: nil
         }
     }
 }

@@ -10,7 +10,7 @@ struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List services, ipaddresspools or l2advertisements.")
 
-    @Argument(help: "services | ipaddresspools | l2advertisements")
+    @Argument(help: "services | ipaddresspools | l2advertisements | servicel2statuses | nodes")
     var resource: ResourceKind
 
     @Option(name: [.customShort("n"), .long], help: "Namespace (services only).")
@@ -26,13 +26,17 @@ struct Get: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let snapshot = try await ClusterSnapshot.load(from: try storeOptions.open())
+            let store = try storeOptions.open()
+            let snapshot = try await ClusterSnapshot.load(from: store)
             for problem in snapshot.problems { printError("warning: \(problem)") }
             let view = ClusterView(snapshot: snapshot)
+            let scope = allNamespaces ? nil : namespace
             switch resource {
-            case .services: print(view.services(namespace: allNamespaces ? nil : namespace, format: output))
+            case .services: print(view.services(namespace: scope, format: output))
             case .ipaddresspools: print(view.pools(format: output))
             case .l2advertisements: print(view.advertisements(format: output))
+            case .servicel2statuses: print(try await L2View.load(from: store).serviceL2Statuses(view, namespace: scope, format: output))
+            case .nodes: print(try await L2View.load(from: store).nodesTable(format: output))
             case .namespaces: throw CLIError("get namespaces is not supported; namespaces only carry labels here")
             }
         }
@@ -57,8 +61,12 @@ struct Describe: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             guard resource == .services else { throw CLIError("describe supports services only") }
-            let snapshot = try await ClusterSnapshot.load(from: try storeOptions.open())
-            guard let text = ClusterView(snapshot: snapshot).describe(service: ObjectKey(.service, namespace: namespace, name: name)) else {
+            let store = try storeOptions.open()
+            let snapshot = try await ClusterSnapshot.load(from: store)
+            let view = ClusterView(snapshot: snapshot)
+            let key = ObjectKey(.service, namespace: namespace, name: name)
+            let announcement = try await L2View.load(from: store).announcement(for: view.addresses(of: key))
+            guard let text = view.describe(service: key, announcement: announcement) else {
                 throw CLIError("services \"\(name)\" not found in namespace \"\(namespace)\"")
             }
             print(text)
