@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Pure logic (no I/O): VIPModel, VIPManifest, VIPAllocation, VIPLease, VIPStore (the interface), VIPAnnounce.
+// Pure logic (no I/O): VIPModel, VIPManifest, VIPAllocation, VIPLease, VIPStore (the interface), VIPAnnounce, VIPPacket.
 // Adapters: VIPFileStore, VIPLink (with the C system libraries). Logic that drives a store: VIPController, VIPClient. Thin executable: metalvip.
 let package = Package(
     name: "MetalVIP",
@@ -27,11 +27,13 @@ let package = Package(
         .target(name: "VIPLease"),
         // The store interface every backend implements, and the record layout on top of it.
         .target(name: "VIPStore", dependencies: ["VIPModel", "VIPLease"]),
+        // ARP and NDP frames: parse (never trapping on the wire), build, checksum. Pure.
+        .target(name: "VIPPacket", dependencies: ["VIPModel"]),
         // Who announces what: VIP groups, rendezvous choice, node leases and claim rules.
         .target(name: "VIPAnnounce", dependencies: ["VIPModel", "VIPStore", "VIPLease"]),
         // A node's speaker: node lease, claims, the fenced answer table, and the responders.
         .target(name: "VIPSpeaker", dependencies: [
-            "VIPAnnounce", "VIPLease", "VIPModel", "VIPStore",
+            "VIPAnnounce", "VIPLease", "VIPLink", "VIPModel", "VIPPacket", "VIPStore",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Linux packet/filter/namespace definitions that Glibc does not export (header-only).
@@ -67,10 +69,11 @@ let package = Package(
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
         .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),
         .testTarget(name: "VIPLeaseTests", dependencies: ["VIPLease"]),
+        .testTarget(name: "VIPPacketTests", dependencies: ["VIPPacket", "VIPModel"]),
         .testTarget(name: "VIPLinkTests", dependencies: ["VIPLink", "VIPModel", "CLinuxShim"]),
         .testTarget(name: "VIPAnnounceTests", dependencies: ["VIPAnnounce", "VIPModel", "VIPStore", "VIPLease"]),
         .testTarget(name: "VIPSpeakerTests", dependencies: [
-            "VIPSpeaker", "VIPAnnounce", "VIPController", "VIPClient", "VIPFileStore", "VIPModel", "VIPStore", "VIPLease",
+            "VIPSpeaker", "VIPAnnounce", "VIPController", "VIPClient", "VIPFileStore", "VIPLink", "VIPModel", "VIPStore", "VIPLease",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore"]),

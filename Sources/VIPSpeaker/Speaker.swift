@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import VIPAnnounce
 import VIPLease
+import VIPLink
 import VIPModel
 import VIPStore
 
@@ -45,7 +46,7 @@ public actor Speaker {
     private var objectsDirty = true
     /// Group key -> table epoch in which this node wrote or confirmed the group's claims.
     private var confirmed: [IPAddress: UInt64] = [:]
-    private var local: [String: InterfaceState] = [:]
+    private var local: [String: LinkInfo] = [:]
     private var trigger: AsyncStream<Void>.Continuation?
     private var myLeaseRevision: Revision?
 
@@ -68,7 +69,7 @@ public actor Speaker {
     public func run() async throws {
         for interface in interfaceSource.current() where settings.interfaces.contains(interface.name) {
             local[interface.name] = interface
-            if interface.up { openResponder(interface) }
+            if interface.isUp { openResponder(interface) }
         }
         for missing in settings.interfaces where local[missing] == nil {
             logger.warning("interface \(missing) not found; waiting for it to appear")
@@ -94,9 +95,12 @@ public actor Speaker {
                     await self.reconcile()
                 }
             }
+            let table = table
             await withTaskCancellationHandler {
                 await group.waitForAll()
             } onCancel: {
+                // Silent the moment shutdown starts, before any task has wound down.
+                table.silence()
                 trigger.finish()
             }
         }
@@ -129,7 +133,7 @@ public actor Speaker {
                                transitions: 0),
             labels: settings.labels,
             interfaces: settings.interfaces.map { name in
-                NodeInterface(name: name, up: local[name]?.up ?? false, mac: local[name]?.mac)
+                NodeInterface(name: name, up: local[name]?.isUp ?? false, mac: local[name]?.mac)
             })
         do {
             let revision = try await store.put(Keyspace.nodeLease(settings.node), try RecordCoding.encode(record),
@@ -281,10 +285,10 @@ public actor Speaker {
             guard settings.interfaces.contains(change.name) else { continue }
             let previous = local[change.name]
             local[change.name] = change
-            if change.up && previous?.up != true {
+            if change.isUp && previous?.isUp != true {
                 logger.info("interface \(change.name) is up")
                 openResponder(change)
-            } else if !change.up && previous?.up != false {
+            } else if !change.isUp && previous?.isUp != false {
                 logger.info("interface \(change.name) is down; releasing what it carried")
                 withdraw(interface: change.index)
                 responder.close(change.name)
@@ -296,7 +300,7 @@ public actor Speaker {
         }
     }
 
-    private func openResponder(_ interface: InterfaceState) {
+    private func openResponder(_ interface: LinkInfo) {
         do {
             try responder.open(interface)
         } catch {
@@ -328,7 +332,7 @@ public actor Speaker {
         let now = MonotonicInstant.now()
         let epoch = table.epoch
         var nodes = [NodeStatus(name: settings.node, labels: settings.labels,
-                                upInterfaces: Set(local.values.filter(\.up).map(\.name)))]
+                                upInterfaces: Set(local.values.filter(\.isUp).map(\.name)))]
         var views: [String: NodeView] = [settings.node: NodeView(live: true, leaseRevision: myRevision)]
         for (node, entry) in observed {
             let live = isLive(node, at: now)
@@ -402,14 +406,14 @@ public actor Speaker {
     private func interfaceMap(_ names: [String]) -> [Int32: MACAddress] {
         var map: [Int32: MACAddress] = [:]
         for name in names {
-            if let interface = local[name], interface.up, let mac = interface.mac { map[interface.index] = mac }
+            if let interface = local[name], interface.isUp, let mac = interface.mac { map[interface.index] = mac }
         }
         return map
     }
 
     /// Unsolicited announcements after a takeover, on the schedule; each checks the claim is still ours.
     private func announceBurst(_ addresses: [IPAddress], interfaces: [String]) {
-        let targets = interfaces.compactMap { local[$0] }.filter(\.up)
+        let targets = interfaces.compactMap { local[$0] }.filter(\.isUp)
         let schedule = settings.announcementSchedule
         let table = table
         let responder = responder

@@ -7,6 +7,7 @@ import VIPClient
 import VIPController
 import VIPFileStore
 import VIPLease
+import VIPLink
 import VIPModel
 import VIPSpeaker
 import VIPStore
@@ -38,21 +39,21 @@ final class SeverableStore: Store {
 
 /// One fixed interface, whose up/down the test controls.
 final class FakeInterfaces: InterfaceSource {
-    let state: Mutex<InterfaceState>
-    let continuation: AsyncStream<InterfaceState>.Continuation
-    let stream: AsyncStream<InterfaceState>
+    let state: Mutex<LinkInfo>
+    let continuation: AsyncStream<LinkInfo>.Continuation
+    let stream: AsyncStream<LinkInfo>
 
     init(mac: UInt64) {
-        state = Mutex(InterfaceState(name: "eth0", index: 2, mac: MACAddress(value: mac), up: true))
-        (stream, continuation) = AsyncStream.makeStream(of: InterfaceState.self)
+        state = Mutex(LinkInfo(name: "eth0", index: 2, mac: MACAddress(value: mac), isUp: true, mtu: 1500))
+        (stream, continuation) = AsyncStream.makeStream(of: LinkInfo.self)
     }
 
-    func current() -> [InterfaceState] { [state.withLock { $0 }] }
-    func changes() -> AsyncStream<InterfaceState> { stream }
+    func current() -> [LinkInfo] { [state.withLock { $0 }] }
+    func changes() -> AsyncStream<LinkInfo> { stream }
 
     func set(up: Bool) {
         let new = state.withLock { state in
-            state.up = up
+            state.isUp = up
             return state
         }
         continuation.yield(new)
@@ -61,9 +62,9 @@ final class FakeInterfaces: InterfaceSource {
 
 final class RecordingResponder: Responder {
     let announcements = Mutex<[IPAddress]>([])
-    func open(_ interface: InterfaceState) throws {}
+    func open(_ interface: LinkInfo) throws {}
     func close(_ interfaceName: String) {}
-    func announce(_ address: IPAddress, on interface: InterfaceState) {
+    func announce(_ address: IPAddress, on interface: LinkInfo) {
         announcements.withLock { $0.append(address) }
     }
 }
