@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "metalvip", targets: ["metalvip"]),
         .executable(name: "metalvip-bench", targets: ["metalvip-bench"]),
+        .executable(name: "metalvip-lab", targets: ["metalvip-lab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -58,10 +59,15 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "metalvip", dependencies: [
-            "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPController", "VIPLease",
+            "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // Client-side probes for the namespace LAN (tests and bench): ARP requests out, libpcap capture in.
+        .executableTarget(name: "metalvip-lab", dependencies: [
+            "VIPLink", "VIPModel", "VIPPacket", "CPcap",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks (Tools/bench, release build): not tests, they print tables.
         .executableTarget(name: "metalvip-bench", dependencies: ["VIPModel", "VIPAllocation"]),
@@ -82,5 +88,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "MetalVIPCLITests", dependencies: []),
+        // As root, on a namespace LAN (Tools/lab): the real binaries, checked from the client side.
+        .testTarget(name: "MetalVIPLANTests", dependencies: []),
     ]
 )

@@ -90,7 +90,8 @@ public final class Controller: Sendable {
                 trigger.finish()
             }
         }
-        await lease.release()
+        // The task is cancelled by now; the release must not be (a cancelled write is refused).
+        await Task { [lease] in await lease.release() }.value
     }
 
     private func leaseLoop(trigger: AsyncStream<Void>.Continuation) async {

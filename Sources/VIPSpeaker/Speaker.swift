@@ -104,7 +104,8 @@ public actor Speaker {
                 trigger.finish()
             }
         }
-        await shutdown()
+        // The task is cancelled by now; the release must not be (a cancelled write is refused).
+        await Task { await self.shutdown() }.value
     }
 
     private func poke() { trigger?.yield() }
