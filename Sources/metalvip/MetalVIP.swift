@@ -8,7 +8,7 @@ struct MetalVIP: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metalvip",
         abstract: "Virtual IPs for bare-metal hosts, from the MetalLB manifests you already have.",
-        subcommands: [Apply.self, Delete.self, Get.self, Describe.self, ControllerCommand.self])
+        subcommands: [Apply.self, Delete.self, Get.self, Describe.self, ControllerCommand.self, SpeakerCommand.self])
 }
 
 /// `--store DIR`, `METALVIP_STORE`, or /var/lib/metalvip.

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import VIPLink
+import VIPSpeaker
+
+struct SpeakerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "speaker",
+        abstract: "Announce this node's VIPs on layer 2 (ARP), with leases in the store.")
+
+    @Option(help: "This node's name (unique among speakers).")
+    var node: String
+
+    @Option(name: .customLong("interface"), help: "An interface to announce on (repeatable).")
+    var interfaces: [String] = []
+
+    @Option(name: .customLong("label"), help: "A node label key=value for nodeSelectors (repeatable).")
+    var labels: [String] = []
+
+    @Option(help: "Node lease duration in milliseconds: a dead node's VIPs move after this.")
+    var leaseDurationMs: Int = 200
+
+    @Option(help: "Node lease renew period in milliseconds.")
+    var renewIntervalMs: Int = 50
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        if interfaces.isEmpty { throw ValidationError("at least one --interface is required") }
+        if renewIntervalMs <= 0 || leaseDurationMs < 2 * renewIntervalMs {
+            throw ValidationError("--lease-duration-ms (\(leaseDurationMs)) must be at least twice --renew-interval-ms (\(renewIntervalMs))")
+        }
+        _ = try parsedLabels()
+    }
+
+    func parsedLabels() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for label in labels {
+            let parts = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--label \"\(label)\": expected key=value") }
+            result[String(parts[0])] = String(parts[1])
+        }
+        return result
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            var logger = Logger(label: "metalvip.speaker")
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            logger[metadataKey: "node"] = "\(node)"
+            var settings = Speaker.Settings(node: node, interfaces: interfaces, labels: try parsedLabels())
+            settings.leaseDuration = .milliseconds(leaseDurationMs)
+            settings.renewInterval = .milliseconds(renewIntervalMs)
+            let links: LinkMonitor
+            do {
+                links = try LinkMonitor()
+            } catch {
+                throw CLIError("cannot read interfaces through netlink: \(error)")
+            }
+            let table = AnswerTable()
+            let responder = PacketResponder(table: table, logger: logger)
+            let speaker = Speaker(store: try storeOptions.open(), settings: settings, interfaces: links,
+                                  responder: responder, table: table, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: SpeakerService(speaker: speaker))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+            try await group.run()
+            responder.closeAll()
+            links.stop()
+            let counters = responder.counters.snapshot
+            logger.info("stopped", metadata: [
+                "requests": "\(counters.requests.values.reduce(0, +))",
+                "responses": "\(counters.responses.values.reduce(0, +))",
+                "dropped": "\(counters.drops.values.reduce(0, +))",
+            ])
+        }
+    }
+}
+
+/// Runs the speaker under swift-service-lifecycle: SIGTERM silences it, then it releases its claims.
+struct SpeakerService: Service {
+    let speaker: Speaker
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await speaker.run()
+        }
+    }
+}
