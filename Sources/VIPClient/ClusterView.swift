@@ -40,8 +40,10 @@ public struct ClusterView: Sendable {
 
     // MARK: services
 
-    public func services(namespace scope: String?, format: OutputFormat) -> String {
+    /// - Parameter names: only these services (all when empty), as `kubectl get services a b`.
+    public func services(namespace scope: String?, names: [String] = [], format: OutputFormat) -> String {
         let services = snapshot.services.filter { inScope($0.resource.meta.namespace, scope) }
+            .filter { names.isEmpty || names.contains($0.resource.name) }
             .sorted { ($0.resource.meta.namespace, $0.resource.name) < ($1.resource.meta.namespace, $1.resource.name) }
         switch format {
         case .json: return DocumentOutput.json(DocumentOutput.list(services.map(document(of:))))

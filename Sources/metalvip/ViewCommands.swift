@@ -13,6 +13,9 @@ struct Get: AsyncParsableCommand {
     @Argument(help: "services | ipaddresspools | l2advertisements | servicel2statuses | nodes")
     var resource: ResourceKind
 
+    @Argument(help: "Service names (services only; default all).")
+    var names: [String] = []
+
     @Option(name: [.customShort("n"), .long], help: "Namespace (services only).")
     var namespace: String = defaultNamespace
 
@@ -32,7 +35,12 @@ struct Get: AsyncParsableCommand {
             let view = ClusterView(snapshot: snapshot)
             let scope = allNamespaces ? nil : namespace
             switch resource {
-            case .services: print(view.services(namespace: scope, format: output))
+            case .services:
+                let found = Set(snapshot.services.filter { scope == nil || $0.resource.meta.namespace == scope }.map(\.resource.name))
+                if let missing = names.first(where: { !found.contains($0) }) {
+                    throw CLIError("services \"\(missing)\" not found" + (scope.map { " in namespace \"\($0)\"" } ?? ""))
+                }
+                print(view.services(namespace: scope, names: names, format: output))
             case .ipaddresspools: print(view.pools(format: output))
             case .l2advertisements: print(view.advertisements(format: output))
             case .servicel2statuses: print(try await L2View.load(from: store).serviceL2Statuses(view, namespace: scope, format: output))

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+
+/// The real controller and speakers on a namespace LAN, checked from the client with libpcap captures.
+/// Bounds here are generous on purpose: they say that failover happened; the bench measures how fast.
+@Suite(.serialized) struct LANTests {
+    let vip = "192.0.2.100"
+
+    /// A LAN with the config applied and three speakers running, and the VIP's current owner.
+    func ready() async throws -> (LANLab, Int) {
+        let lab = try LANLab()
+        try lab.configure(labConfig)
+        try lab.startSpeakers()
+        let owner = try #require(try await lab.waitForOwner(vip), "nobody answered for \(vip)")
+        return (lab, owner)
+    }
+
+    func check(_ target: ProbeReport.Target?, _ lab: LANLab) throws -> ProbeReport.Target {
+        let target = try #require(target)
+        #expect(target.doubleAnswers == 0, "two MACs answered one request \(target.doubleAnswers) times")
+        #expect(target.replies.keys.allSatisfy { lab.node(ofMAC: $0) != nil }, "only speakers' MACs answer")
+        return target
+    }
+
+    @Test func crashFailoverAfterKillNineAndLinkCut() async throws {
+        let (lab, owner) = try await ready()
+        let probe = try lab.startProbe([vip], durationMs: 3000)
+        try await Task.sleep(for: .milliseconds(800))
+        let killedAt = monotonicNanoseconds()
+        lab.signal(node: owner, SIGKILL)
+        try lab.cutLink(node: owner)
+        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let transition = try #require(target.transitions.first, "the VIP never moved")
+        #expect(target.transitions.count == 1)
+        #expect(lab.node(ofMAC: transition.from) == owner)
+        let taker = try #require(lab.node(ofMAC: transition.to))
+        #expect(taker != owner)
+        #expect(transition.atNs - killedAt < 2_000_000_000, "failover happened within 2 s")
+        let burst = target.gratuitous.filter { $0.mac == transition.to && $0.atNs >= killedAt }
+        #expect(burst.contains { $0.operation == "request" } && burst.contains { $0.operation == "reply" },
+                "gratuitous ARP in both forms from the taker")
+    }
+
+    @Test func gracefulHandoverOnSIGTERM() async throws {
+        let (lab, owner) = try await ready()
+        let probe = try lab.startProbe([vip], durationMs: 2500)
+        try await Task.sleep(for: .milliseconds(800))
+        let stoppedAt = monotonicNanoseconds()
+        lab.signal(node: owner, SIGTERM)
+        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let transition = try #require(target.transitions.first, "the VIP never moved")
+        #expect(target.transitions.count == 1)
+        #expect(transition.atNs - stoppedAt < 1_000_000_000, "handover well before the lease could expire")
+        let process = try #require(lab.process("n\(owner)"))
+        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!process.isRunning && process.terminationStatus == 0, "clean exit on SIGTERM")
+        #expect(lab.log("n\(owner)").contains("released 1 claims and the node lease"))
+    }
+
+    @Test func aPausedOwnerIsSilentAfterItsDeadlineAndAfterSIGCONT() async throws {
+        let (lab, owner) = try await ready()
+        let probe = try lab.startProbe([vip], durationMs: 4000)
+        try await Task.sleep(for: .milliseconds(700))
+        lab.signal(node: owner, SIGSTOP)
+        let stoppedAt = monotonicNanoseconds()
+        try await Task.sleep(for: .milliseconds(1500))
+        lab.signal(node: owner, SIGCONT)
+        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let first = try #require(target.transitions.first, "the VIP never moved off the paused node")
+        #expect(lab.node(ofMAC: first.from) == owner && lab.node(ofMAC: first.to) != owner)
+        #expect(first.atNs - stoppedAt < 1_500_000_000)
+        // Back from SIGCONT, the owner may win the VIP back, but only after the taker let go: every change of
+        // hands is a clean transition, and no request was ever answered by two MACs (checked above).
+        for transition in target.transitions { #expect(transition.silenceNs > 0) }
+    }
+
+    @Test func theVIPMovesWhenTheOwnersInterfaceGoesDown() async throws {
+        let (lab, owner) = try await ready()
+        let probe = try lab.startProbe([vip], durationMs: 2500)
+        try await Task.sleep(for: .milliseconds(700))
+        let downAt = monotonicNanoseconds()
+        try lab.setInterface(node: owner, up: false)
+        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let transition = try #require(target.transitions.first, "the VIP never moved")
+        #expect(lab.node(ofMAC: transition.to) != owner)
+        #expect(transition.atNs - downAt < 1_000_000_000, "released at once on the netlink event")
+    }
+
+    @Test func unassignedAndUnadvertisedAddressesAreNeverAnswered() async throws {
+        let (lab, _) = try await ready()
+        let status = try lab.cli("get", "services", "hidden")
+        #expect(status.contains("192.0.2.200"), "the dark pool's service has an address: \(status)")
+        let report = try await lab.probe(["192.0.2.200", "192.0.2.149", vip], durationMs: 800)
+        #expect(report.targets["192.0.2.200"]?.replies.isEmpty == true, "a pool no advertisement selects")
+        #expect(report.targets["192.0.2.149"]?.replies.isEmpty == true, "an address nobody was given")
+        #expect(report.targets[vip]?.replies.count == 1)
+    }
+
+    @Test func manyVIPsSpreadAndEachHasOneMAC() async throws {
+        let lab = try LANLab()
+        var yaml = labConfig
+        for index in 0..<12 {
+            yaml += "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s\(index)}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n"
+        }
+        try lab.configure(yaml)
+        try lab.startSpeakers()
+        _ = try await lab.waitForOwner(vip)
+        try await Task.sleep(for: .milliseconds(500))
+        let vips = (100...112).map { "192.0.2.\($0)" }
+        let report = try await lab.probe(vips, durationMs: 600)
+        var owners: Set<Int> = []
+        for vip in vips {
+            let target = try check(report.targets[vip], lab)
+            #expect(target.replies.count == 1, "\(vip): \(target.replies)")
+            if let mac = target.replies.keys.first, let node = lab.node(ofMAC: mac) { owners.insert(node) }
+        }
+        #expect(owners.count >= 2, "VIPs spread across nodes: \(owners)")
+    }
+
+    @Test func malformedFramesChangeNothingAndCrashNothing() async throws {
+        let (lab, owner) = try await ready()
+        let blast = try LANLab.shell(["ip", "netns", "exec", "\(lab.prefix)c", lab.lab, "blast", "--seed", "7", "--random-frames", "20000"])
+        #expect(blast.status == 0, "\(blast.output)")
+        #expect(blast.output.contains("\"sent\""))
+        for node in 1...lab.nodes {
+            #expect(lab.process("n\(node)")?.isRunning == true, "speaker n\(node) survived")
+        }
+        let report = try await lab.probe([vip, "192.0.2.149"], durationMs: 500)
+        let target = try check(report.targets[vip], lab)
+        #expect(target.replies.count == 1 && lab.node(ofMAC: target.replies.keys.first!) == owner, "same owner as before")
+        #expect(report.targets["192.0.2.149"]?.replies.isEmpty == true)
+    }
+}
