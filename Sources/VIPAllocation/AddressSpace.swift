@@ -5,6 +5,8 @@ import VIPModel
 /// Each pool family is a dense ordinal space (see `OrdinalMap`); held ordinals live in an
 /// `IntervalSet`, so finding the lowest free address is O(log runs) whatever the pool size or fill.
 /// Sharable addresses are also indexed per sharing key, so sharing lookups never scan all owners.
+/// Per-operation state is kept compact (paged holder ids, 32-byte owner records with interned
+/// profiles, a wide-node interval tree) so cost stays flat as the space fills and outgrows the caches.
 /// A value type: copy it to try a plan, keep the copy only if it works.
 public struct AddressSpace: Sendable {
     /// One pool family: its ordinals, which are held, and which held ones may be shared under which key.
@@ -17,8 +19,6 @@ public struct AddressSpace: Sendable {
 
     private struct Pool: Sendable {
         var definition: PoolDefinition
-        /// Indexed by `AddressSpace.slot(of:)`.
-        var spaces: [FamilySpace]
     }
 
     /// One piece of one pool in the address -> pool table.
@@ -29,29 +29,6 @@ public struct AddressSpace: Sendable {
         var segment: Int
     }
 
-    /// Who holds one address, by owner id. Almost every address has exactly one holder, so the
-    /// first is stored inline and only sharers beyond it cost an array.
-    private struct Holding: Sendable {
-        var primary: Int32
-        var others: [Int32] = []
-
-        var ids: [Int32] { [primary] + others }
-    }
-
-    /// One owner, addressed by a small integer id so the hot paths hash its name only once.
-    private struct OwnerRecord: Sendable {
-        var profile: SharingProfile
-        var ipv4: IPAddress?
-        var ipv6: IPAddress?
-
-        var addresses: [IPAddress] { [ipv4, ipv6].compactMap { $0 } }
-
-        subscript(family: IPFamily) -> IPAddress? {
-            get { family == .ipv4 ? ipv4 : ipv6 }
-            set { if family == .ipv4 { ipv4 = newValue } else { ipv6 = newValue } }
-        }
-    }
-
     private enum Location {
         case outside
         case excluded(pool: Int)
@@ -60,16 +37,25 @@ public struct AddressSpace: Sendable {
 
     /// Sorted by name.
     private var pools: [Pool] = []
+    /// Pool `p`'s space for family slot `f` is at `p * 2 + f`: one flat array, read in place (see `space`).
+    private var spaces: ContiguousArray<FamilySpace> = []
     private var poolIndex: [String: Int] = [:]
     /// Per family slot: disjoint pieces of every pool, sorted by first address.
     private var lookup: [[LookupEntry]] = [[], []]
     /// Per family slot: holders by address value.
-    private var holdings: [[UInt128: Holding]] = [[:], [:]]
+    private var holders = [HolderMap(), HolderMap()]
+    /// Owners by name and id, with what they hold.
     private var ownerTable = OwnerTable()
-    /// Indexed by owner id (see `OwnerTable`); nil for ids not in use.
-    private var records: ContiguousArray<OwnerRecord?> = []
+    private var profiles = ProfileTable()
 
     private static func slot(of family: IPFamily) -> Int { family == .ipv4 ? 0 : 1 }
+
+    /// Reads one family space in place. A plain array read copies the struct, retaining every
+    /// buffer it holds, which cost more than the lookup itself on the allocation path.
+    @inline(__always)
+    private func space<Result>(_ pool: Int, _ slot: Int, _ body: (borrowing FamilySpace) -> Result) -> Result {
+        spaces.withUnsafeBufferPointer { body($0[pool * 2 + slot]) }
+    }
 
     /// Pools are expected not to overlap (validated elsewhere). If they do, the pool first by name
     /// owns the overlap and the later pool simply does not contain it; duplicate names keep the first.
@@ -79,8 +65,9 @@ public struct AddressSpace: Sendable {
             .map(\.element)
         for definition in ordered where poolIndex[definition.name] == nil {
             poolIndex[definition.name] = pools.count
-            pools.append(Pool(definition: definition, spaces: []))
+            pools.append(Pool(definition: definition))
         }
+        var perPool = Array(repeating: [FamilySpace](), count: pools.count)
         for family in IPFamily.allCases {
             var claimed: [ClosedRange<UInt128>] = []
             var entries: [LookupEntry] = []
@@ -93,10 +80,11 @@ public struct AddressSpace: Sendable {
                 for (segment, piece) in map.segments.enumerated() {
                     entries.append(LookupEntry(first: piece.first, last: piece.last, pool: index, segment: segment))
                 }
-                pools[index].spaces.append(FamilySpace(map: map))
+                perPool[index].append(FamilySpace(map: map))
             }
             lookup[Self.slot(of: family)] = entries.sorted { $0.first < $1.first }
         }
+        spaces = ContiguousArray(perPool.joined())
     }
 
     /// Sorts and merges overlapping or adjacent ranges.
@@ -149,8 +137,7 @@ public struct AddressSpace: Sendable {
     public func usage(ofPool name: String) -> PoolUsage? {
         guard let index = poolIndex[name] else { return nil }
         func family(_ family: IPFamily) -> FamilyUsage {
-            let space = pools[index].spaces[Self.slot(of: family)]
-            return FamilyUsage(total: space.map.total, inUse: AddressCount(space.used.count))
+            space(index, Self.slot(of: family)) { FamilyUsage(total: $0.map.total, inUse: AddressCount($0.used.count)) }
         }
         return PoolUsage(ipv4: family(.ipv4), ipv6: family(.ipv6))
     }
@@ -166,23 +153,24 @@ public struct AddressSpace: Sendable {
         }
         guard low > 0, lookup[slot][low - 1].last >= value else { return .outside }
         let entry = lookup[slot][low - 1]
-        guard let ordinal = pools[entry.pool].spaces[slot].map.ordinal(of: value, inSegment: entry.segment) else {
+        guard let ordinal = space(entry.pool, slot, { $0.map.ordinal(of: value, inSegment: entry.segment) }) else {
             return .excluded(pool: entry.pool)
         }
         return .usable(pool: entry.pool, ordinal: ordinal)
     }
 
-    private func holding(_ address: IPAddress) -> Holding? {
-        holdings[Self.slot(of: address.family)][address.value]
+    /// Holders of `address` by owner id, in the order they took it.
+    private func holderIDs(_ address: IPAddress) -> [Int32] {
+        holders[Self.slot(of: address.family)].holders(at: address.value)
     }
 
     private func record(_ owner: String) -> OwnerRecord? {
         guard let id = ownerTable.id(of: owner) else { return nil }
-        return records[Int(id)]
+        return ownerTable[id]
     }
 
     private func address(pool: Int, family: IPFamily, ordinal: UInt128) -> IPAddress {
-        IPAddress(family: family, value: pools[pool].spaces[Self.slot(of: family)].map.value(at: ordinal))
+        IPAddress(family: family, value: space(pool, Self.slot(of: family)) { $0.map.value(at: ordinal) })
     }
 
     // MARK: Queries
@@ -193,16 +181,16 @@ public struct AddressSpace: Sendable {
     public func lowestAvailable(inPool name: String, family: IPFamily, for profile: SharingProfile) -> IPAddress? {
         guard let pool = poolIndex[name] else { return nil }
         let slot = Self.slot(of: family)
-        guard let lastOrdinal = pools[pool].spaces[slot].map.lastOrdinal else { return nil }
-        let free = pools[pool].spaces[slot].used.lowestAbsent().flatMap { $0 <= lastOrdinal ? $0 : nil }
-        if !profile.key.isEmpty, let candidates = pools[pool].spaces[slot].sharedByKey[profile.key] {
+        guard let lastOrdinal = space(pool, slot, { $0.map.lastOrdinal }) else { return nil }
+        let free = space(pool, slot) { $0.used.lowestAbsent() }.flatMap { $0 <= lastOrdinal ? $0 : nil }
+        if !profile.key.isEmpty, let candidates = space(pool, slot, { $0.sharedByKey[profile.key] }) {
             for run in candidates {
                 var ordinal = run.lowerBound
                 while true {
                     if let free, ordinal >= free { return address(pool: pool, family: family, ordinal: free) }
                     let candidate = address(pool: pool, family: family, ordinal: ordinal)
-                    if let holding = holding(candidate),
-                       holding.ids.allSatisfy({ records[Int($0)]?.profile.isCompatible(with: profile) ?? true }) {
+                    let ids = holderIDs(candidate)
+                    if !ids.isEmpty, ids.allSatisfy({ profiles[ownerTable[$0].profile].isCompatible(with: profile) }) {
                         return candidate
                     }
                     if ordinal == run.upperBound { break }
@@ -228,25 +216,24 @@ public struct AddressSpace: Sendable {
         case .usable(let index, let found): (pool, ordinal) = (index, found)
         }
         // A free ordinal has no holders: skip the holder lookup on the common allocation path.
-        if pools[pool].spaces[Self.slot(of: address.family)].used.contains(ordinal),
+        if space(pool, Self.slot(of: address.family), { $0.used.contains(ordinal) }),
            let error = conflict(at: address, for: ownerID, profile: profile) {
             return (error, pool, ordinal)
         }
-        if let ownerID, let record = records[Int(ownerID)], record.profile != profile {
-            for kept in record.addresses where kept.family != address.family {
-                if let error = conflict(at: kept, for: ownerID, profile: profile) { return (error, pool, ordinal) }
-            }
+        if let ownerID, profiles.id(of: profile) != ownerTable[ownerID].profile,
+           let kept = ownerTable[ownerID][address.family.other],
+           let error = conflict(at: kept, for: ownerID, profile: profile) {
+            return (error, pool, ordinal)
         }
         return (nil, pool, ordinal)
     }
 
     private func conflict(at address: IPAddress, for ownerID: Int32?, profile: SharingProfile) -> AssignmentError? {
-        guard let holding = holding(address) else { return nil }
         var blockers: [String] = []
         var reason: SharingProfile.Conflict?
-        for other in holding.ids where other != ownerID {
-            guard let otherRecord = records[Int(other)], let found = profile.conflict(with: otherRecord.profile) else { continue }
-            blockers.append(ownerTable.names[Int(other)] ?? "")
+        for other in holderIDs(address) where other != ownerID {
+            guard let found = profile.conflict(with: profiles[ownerTable[other].profile]) else { continue }
+            blockers.append(ownerTable.name(of: other) ?? "")
             if reason == nil { reason = found }
         }
         guard let reason else { return nil }
@@ -258,16 +245,15 @@ public struct AddressSpace: Sendable {
     }
 
     public func owners(of address: IPAddress) -> [String] {
-        guard let holding = holding(address) else { return [] }
-        return holding.ids.compactMap { ownerTable.names[Int($0)] }.sorted()
+        holderIDs(address).compactMap { ownerTable.name(of: $0) }.sorted()
     }
 
     public func profile(of owner: String) -> SharingProfile? {
-        record(owner)?.profile
+        record(owner).map { profiles[$0.profile] }
     }
 
     /// Every owner holding at least one address, sorted.
-    public var ownerNames: [String] { ownerTable.names.compactMap { $0 }.sorted() }
+    public var ownerNames: [String] { ownerTable.names.sorted() }
 
     // MARK: Mutation
 
@@ -281,71 +267,57 @@ public struct AddressSpace: Sendable {
         let id: Int32
         if let existingID {
             id = existingID
-            let previous = records[Int(id)]!
-            if previous.profile == profile && previous[address.family] == address { return }
+            let previous = ownerTable[id]
+            if profiles.id(of: profile) == previous.profile && previous[address.family] == address { return }
             // Re-attach everything under the new profile: simple, and keeps the sharing index exact.
-            for held in previous.addresses { detach(id, from: held, key: previous.profile.key) }
-            var updated = OwnerRecord(profile: profile)
+            let previousKey = profiles.key(of: previous.profile)
+            for held in previous.addresses { detach(id, from: held, key: previousKey) }
+            var updated = OwnerRecord(profile: profiles.retain(profile))
+            profiles.release(previous.profile)
             updated[address.family.other] = previous[address.family.other]
             updated[address.family] = address
-            records[Int(id)] = updated
+            ownerTable[id] = updated
             if let kept = updated[address.family.other], case .usable(let keptPool, let keptOrdinal) = locate(kept) {
                 attach(id, to: kept, pool: keptPool, ordinal: keptOrdinal, key: profile.key)
             }
         } else {
-            id = ownerTable.insert(owner, hash: ownerHash)
-            if Int(id) == records.count { records.append(nil) }
-            var record = OwnerRecord(profile: profile)
+            var record = OwnerRecord(profile: profiles.retain(profile))
             record[address.family] = address
-            records[Int(id)] = record
+            id = ownerTable.insert(owner, hash: ownerHash, record: record)
         }
         attach(id, to: address, pool: pool, ordinal: ordinal, key: profile.key)
     }
 
     /// Frees everything `owner` holds; an address becomes free when its last owner leaves.
     public mutating func release(owner: String) {
-        guard let id = ownerTable.remove(owner), let record = records[Int(id)] else { return }
-        records[Int(id)] = nil
-        for held in record.addresses {
-            detach(id, from: held, key: record.profile.key)
+        guard let (id, record) = ownerTable.remove(owner) else { return }
+        let key = profiles.key(of: record.profile)
+        for family in IPFamily.allCases {
+            if let held = record[family] { detach(id, from: held, key: key) }
         }
+        profiles.release(record.profile)
     }
 
     private mutating func attach(_ id: Int32, to address: IPAddress, pool: Int, ordinal: UInt128, key: String) {
         let slot = Self.slot(of: address.family)
-        if let index = holdings[slot].index(forKey: address.value) {
-            if holdings[slot].values[index].primary != id && !holdings[slot].values[index].others.contains(id) {
-                holdings[slot].values[index].others.append(id)
-            }
-            return
-        }
-        holdings[slot][address.value] = Holding(primary: id)
-        pools[pool].spaces[slot].used.insert(ordinal)
+        // Only the first holder marks the ordinal used.
+        guard holders[slot].add(id, at: address.value) else { return }
+        spaces[pool * 2 + slot].used.insert(ordinal)
         if !key.isEmpty {
-            pools[pool].spaces[slot].sharedByKey[key, default: IntervalSet()].insert(ordinal)
+            spaces[pool * 2 + slot].sharedByKey[key, default: IntervalSet()].insert(ordinal)
         }
     }
 
     private mutating func detach(_ id: Int32, from address: IPAddress, key: String) {
         let slot = Self.slot(of: address.family)
-        guard let index = holdings[slot].index(forKey: address.value) else { return }
-        if holdings[slot].values[index].others.isEmpty {
-            guard holdings[slot].values[index].primary == id else { return }
-            holdings[slot].remove(at: index)
-        } else {
-            if holdings[slot].values[index].primary == id {
-                holdings[slot].values[index].primary = holdings[slot].values[index].others.removeFirst()
-            } else {
-                holdings[slot].values[index].others.removeAll { $0 == id }
-            }
-            return
-        }
+        // The ordinal is freed only when its last holder leaves.
+        guard holders[slot].remove(id, at: address.value) else { return }
         guard case .usable(let pool, let ordinal) = locate(address) else { return }
-        pools[pool].spaces[slot].used.remove(ordinal)
+        spaces[pool * 2 + slot].used.remove(ordinal)
         if !key.isEmpty {
-            pools[pool].spaces[slot].sharedByKey[key]?.remove(ordinal)
-            if pools[pool].spaces[slot].sharedByKey[key]?.isEmpty == true {
-                pools[pool].spaces[slot].sharedByKey[key] = nil
+            spaces[pool * 2 + slot].sharedByKey[key]?.remove(ordinal)
+            if spaces[pool * 2 + slot].sharedByKey[key]?.isEmpty == true {
+                spaces[pool * 2 + slot].sharedByKey[key] = nil
             }
         }
     }

@@ -377,4 +377,34 @@ private func tcp(_ ports: Int...) -> Set<ServicePortKey> {
         }
         #expect(space.usage(ofPool: "p")?.ipv4.inUse == AddressCount(UInt128(live.count)))
     }
+
+    /// Requested addresses scattered over a /16 and released at random: holder pages are created,
+    /// recycled and removed from the page index, and every address must keep exactly its holder.
+    @Test func scatteredHoldersStayExact() throws {
+        var space = AddressSpace(pools: [pool("p", ["10.1.0.0/16"])])
+        var rng = SplitMix64(seed: 5)
+        var holder: [IPAddress: String] = [:]
+        for step in 0..<4_000 {
+            if rng.next() % 3 == 0, let victim = holder.values.sorted().first(where: { _ in rng.next() % 4 == 0 }) {
+                space.release(owner: victim)
+                holder = holder.filter { $0.value != victim }
+            } else {
+                let address = IPAddress(family: .ipv4, value: 0x0A01_0000 + UInt128(rng.next() % 65_536))
+                let name = "ns/s\(step)"
+                if holder[address] == nil {
+                    try space.assign(address, to: name, profile: .exclusive)
+                    holder[address] = name
+                } else {
+                    #expect(space.checkAssign(address, to: name, profile: .exclusive) != nil)
+                }
+            }
+        }
+        for (address, name) in holder {
+            #expect(space.owners(of: address) == [name])
+            #expect(space.addresses(of: name) == [address])
+        }
+        #expect(space.usage(ofPool: "p")?.ipv4.inUse == AddressCount(UInt128(holder.count)))
+        let expectedLowest = (UInt128(0x0A01_0000)...).first { holder[IPAddress(family: .ipv4, value: $0)] == nil }
+        #expect(space.lowestAvailable(inPool: "p", family: .ipv4, for: .exclusive)?.value == expectedLowest)
+    }
 }

@@ -60,6 +60,45 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(set.intervals == runs(of: model))
     }
 
+    /// Enough runs for a tree several levels deep, so node splits, merges and borrowing all happen,
+    /// including long stretches of deletions at the low end (the allocation frontier).
+    @Test(arguments: [(UInt64(4), UInt128(60_000), UInt64(6)), (5, 60_000, 3), (6, 2_000, 5)])
+    func matchesSetModelAcrossManyNodes(seed: UInt64, universe: UInt128, insertTenths: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var set = IntervalSet()
+        var model = Set<UInt128>()
+        for step in 0..<40_000 {
+            let value = UInt128(rng.next() % UInt64(universe))
+            if rng.next() % 10 < insertTenths {
+                let inserted = set.insert(value)
+                #expect(inserted == model.insert(value).inserted)
+            } else {
+                let removed = set.remove(value)
+                #expect(removed == (model.remove(value) != nil))
+            }
+            if step % 4_000 == 0 {
+                let expected = runs(of: model)
+                #expect(set.intervals == expected)
+                #expect(set.intervalCount == expected.count)
+                #expect(set.lowestAbsent() == (UInt128(0)...).first { !model.contains($0) })
+            }
+        }
+        #expect(set.count == UInt128(model.count))
+        // Fill from the bottom, as lowest-free allocation does, then drain.
+        for _ in 0..<2_000 {
+            let free = set.lowestAbsent()!
+            #expect(!model.contains(free))
+            set.insert(free)
+            model.insert(free)
+        }
+        #expect(set.intervals == runs(of: model))
+        var removedAll = true
+        for value in model.sorted() { removedAll = set.remove(value) && removedAll }
+        #expect(removedAll)
+        #expect(set.isEmpty)
+        #expect(set.intervalCount == 0)
+    }
+
     @Test func extremesDoNotOverflow() {
         var set = IntervalSet()
         var changed = [set.insert(.max), set.insert(.max - 1)]
