@@ -30,7 +30,8 @@ public final class LinkMonitor: Sendable {
     /// Finishes when the monitor stops.
     public var changes: AsyncStream<LinkInfo> { registry.subscribe() }
 
-    /// Idempotent. Streams finish now; the event thread frees libnl within its poll interval.
+    /// Idempotent. Streams finish now, and it returns once the event thread has freed libnl's handles
+    /// (within its poll interval): exiting while libnl is mid-free trips libnl's own teardown.
     public func stop() {
         loop.stop()
         registry.close()
@@ -42,6 +43,7 @@ public final class LinkMonitor: Sendable {
 final class LinkEventLoop: @unchecked Sendable {
     /// Upper bound on how long a stopped monitor keeps its thread and sockets.
     static let pollMilliseconds: Int32 = 100
+    static let threadName = "metalvip-links"
 
     private let manager: OpaquePointer
     private let cache: OpaquePointer
@@ -81,18 +83,29 @@ final class LinkEventLoop: @unchecked Sendable {
     }
 
     func start() {
+        started.store(true, ordering: .releasing)
         let thread = Thread { [self] in run() }
-        thread.name = "metalvip-links"
+        thread.name = Self.threadName
         thread.start()
     }
 
-    func stop() { stopped.store(true, ordering: .relaxed) }
+    /// Signalled by the event thread once libnl is freed.
+    private let finished = DispatchSemaphore(value: 0)
+    private let started = Atomic<Bool>(false)
+
+    /// Waits (bounded) for the event thread to free libnl, unless called on that thread.
+    func stop() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard started.load(ordering: .acquiring), Thread.current.name != Self.threadName else { return }
+        _ = finished.wait(timeout: .now() + .milliseconds(Int(Self.pollMilliseconds) * 10))
+    }
 
     private func run() {
         defer {
             nl_cache_mngr_free(manager)   // also frees the cache
             nl_socket_free(syncSocket)
             registry.close()
+            finished.signal()
         }
         let fd = nl_cache_mngr_get_fd(manager)
         while !stopped.load(ordering: .relaxed) {
