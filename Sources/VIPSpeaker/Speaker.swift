@@ -163,13 +163,13 @@ public actor Speaker {
             do {
                 if first || after == 0 {
                     let listing = try await store.list(prefix: prefix)
-                    await absorb(listing: listing, prefix: prefix)
+                    absorb(listing: listing, prefix: prefix)
                     after = listing.revision
                     first = false
                 }
                 for try await event in store.watch(prefix: prefix, after: after) {
                     after = max(after, event.revision)
-                    await absorb(event: event, prefix: prefix)
+                    absorb(event: event, prefix: prefix)
                 }
             } catch StoreError.compacted {
                 first = true
@@ -319,6 +319,8 @@ public actor Speaker {
 
     /// Decides and acts: take, confirm, keep, release, clean up. Runs on every relevant change.
     func reconcile() async {
+        let started = MonotonicInstant.now()
+        defer { logger.trace("reconciled in \((MonotonicInstant.now() - started).nanosecondsClamped / 1000) µs") }
         do {
             if objectsDirty || snapshot == nil {
                 objectsDirty = false
@@ -345,6 +347,7 @@ public actor Speaker {
         let actions = ClaimPlanner.decide(me: settings.node, plans: plans, claims: claims, nodes: views,
                                           confirmed: current, wallTime: RecordCoding.timestamp())
         var wanted: Set<IPAddress> = []
+        var writes: [ClaimWrite] = []
         for action in actions {
             switch action {
             case .announce(let group, let interfaces):
@@ -352,17 +355,10 @@ public actor Speaker {
                 table.announce(group.addresses, on: interfaceMap(interfaces), epoch: epoch)
             case .take(let group, let interfaces, let transaction), .confirm(let group, let interfaces, let transaction):
                 let previous = Set(group.addresses.compactMap { claims[$0]?.claim.node }).subtracting([settings.node]).sorted()
-                guard await commit(transaction) else { continue }
-                wanted.formUnion(group.addresses)
-                confirmed[group.key] = epoch
-                guard table.announce(group.addresses, on: interfaceMap(interfaces), epoch: epoch) else { continue }
-                // After a confirm too: clients may have cached another MAC while this node was lapsed.
-                announceBurst(group.addresses, interfaces: interfaces)
-                if case .take = action {
-                    let from = previous.isEmpty ? "" : " from \(previous.joined(separator: ","))"
-                    logger.info("took \(group.addresses.map(\.description).joined(separator: ",")) on \(interfaces.joined(separator: ","))\(from)")
-                    recordMove(group, from: previous.first)
-                }
+                var isTake = false
+                if case .take = action { isTake = true }
+                writes.append(ClaimWrite(group: group, interfaces: interfaces, transaction: transaction,
+                                         isTake: isTake, previous: previous))
             case .release(let group, let addresses, let transaction):
                 // Silent first, then give the claim up: never two answering.
                 table.withdraw(addresses)
@@ -373,8 +369,54 @@ public actor Speaker {
                 _ = await commit(transaction)
             }
         }
+        // Claims go in chunks, so a node that takes over thousands of VIPs writes a handful of
+        // transactions, not thousands; a chunk that conflicts is retried group by group.
+        var start = 0
+        while start < writes.count {
+            let chunk = writes[start..<min(start + Self.claimChunk, writes.count)]
+            start += chunk.count
+            var committed: [ClaimWrite] = []
+            if chunk.count > 1, await commit(ClaimWrite.merged(chunk)) {
+                committed = Array(chunk)
+            } else {
+                for write in chunk where await commit(write.transaction) { committed.append(write) }
+            }
+            for write in committed {
+                wanted.formUnion(write.group.addresses)
+                confirmed[write.group.key] = epoch
+                guard table.announce(write.group.addresses, on: interfaceMap(write.interfaces), epoch: epoch) else { continue }
+                // After a confirm too: clients may have cached another MAC while this node was lapsed.
+                announceBurst(write.group.addresses, interfaces: write.interfaces)
+                if write.isTake {
+                    let from = write.previous.isEmpty ? "" : " from \(write.previous.joined(separator: ","))"
+                    logger.info("took \(write.group.addresses.map(\.description).joined(separator: ",")) on \(write.interfaces.joined(separator: ","))\(from)")
+                    recordMove(write.group, from: write.previous.first)
+                }
+            }
+        }
         // Anything still in the table that no decision kept (group changed shape, say) goes.
         table.withdraw(table.addresses.filter { !wanted.contains($0) })
+    }
+
+    /// Groups claimed in one transaction at most.
+    static let claimChunk = 256
+
+    /// A take or confirm waiting to be committed.
+    struct ClaimWrite {
+        var group: VIPGroup
+        var interfaces: [String]
+        var transaction: Transaction
+        var isTake: Bool
+        /// Nodes that held the group before, for the move history.
+        var previous: [String]
+
+        /// One transaction for the whole chunk: all conditions (each once), all claims.
+        static func merged(_ writes: ArraySlice<ClaimWrite>) -> Transaction {
+            var seen: Set<Condition> = []
+            let conditions = writes.flatMap(\.transaction.conditions).filter { seen.insert($0).inserted }
+            return Transaction(conditions: conditions, operations: writes.flatMap(\.transaction.operations),
+                               durability: .volatile)
+        }
     }
 
     /// Commits and folds the result into the claim cache at once, ahead of the watch event.
@@ -461,6 +503,7 @@ public actor Speaker {
 
     /// Falls silent, then releases every claim and the node lease in one write, so a peer takes over at once.
     public func shutdown() async {
+        let started = MonotonicInstant.now()
         table.silence()
         var conditions: [Condition] = []
         var operations: [StoreOperation] = []
@@ -471,7 +514,7 @@ public actor Speaker {
         operations.append(.delete(key: Keyspace.nodeLease(settings.node)))
         do {
             try await store.commit(Transaction(conditions: conditions, operations: operations))
-            logger.info("released \(operations.count - 1) claims and the node lease")
+            logger.info("released \(operations.count - 1) claims and the node lease in \((MonotonicInstant.now() - started).milliseconds) ms")
         } catch {
             // A claim moved meanwhile: release the node lease alone; remaining claims lapse with it.
             _ = try? await store.delete(Keyspace.nodeLease(settings.node))
