@@ -64,13 +64,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // The namespace LAN from the outside, for tests and bench: build it, run the binaries, read probes.
+        .target(name: "VIPLabHarness"),
         // Client-side probes for the namespace LAN (tests and bench): ARP requests out, libpcap capture in.
         .executableTarget(name: "metalvip-lab", dependencies: [
-            "VIPLink", "VIPModel", "VIPPacket", "CPcap",
+            "VIPLabHarness", "VIPLink", "VIPModel", "VIPPacket", "CPcap",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks (Tools/bench, release build): not tests, they print tables.
-        .executableTarget(name: "metalvip-bench", dependencies: ["VIPModel", "VIPAllocation"]),
+        .executableTarget(name: "metalvip-bench", dependencies: ["VIPModel", "VIPAllocation", "VIPLabHarness"]),
         .testTarget(name: "VIPModelTests", dependencies: ["VIPModel"]),
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
         .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),
@@ -89,6 +91,6 @@ let package = Package(
         ]),
         .testTarget(name: "MetalVIPCLITests", dependencies: []),
         // As root, on a namespace LAN (Tools/lab): the real binaries, checked from the client side.
-        .testTarget(name: "MetalVIPLANTests", dependencies: []),
+        .testTarget(name: "MetalVIPLANTests", dependencies: ["VIPLabHarness"]),
     ]
 )

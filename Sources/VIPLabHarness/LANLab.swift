@@ -1,28 +1,7 @@
 import Foundation
 import Synchronization
-import Testing
 
-/// The probe's report (see metalvip-lab), decoded.
-struct ProbeReport: Decodable {
-    struct Target: Decodable {
-        struct Transition: Decodable { var atNs: Int64; var from: String; var to: String; var silenceNs: Int64 }
-        struct Gratuitous: Decodable { var atNs: Int64; var mac: String; var operation: String }
-        var requests: Int
-        var answeredRequests: Int
-        var replies: [String: Int]
-        var doubleAnswers: Int
-        var firstReplyNs: [String: Int64]
-        var lastReplyNs: [String: Int64]
-        var transitions: [Transition]
-        var gratuitous: [Gratuitous]
-        var rttMedianNs: Int64?
-    }
-    var startNs: Int64
-    var endNs: Int64
-    var targets: [String: Target]
-}
-
-func monotonicNanoseconds() -> Int64 {
+public func monotonicNanoseconds() -> Int64 {
     var spec = timespec()
     clock_gettime(CLOCK_MONOTONIC, &spec)
     return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
@@ -30,10 +9,11 @@ func monotonicNanoseconds() -> Int64 {
 
 /// A namespace LAN (Tools/lab) with a store, the real `metalvip` speakers and the `metalvip-lab` probe.
 /// Everything it starts is killed and every namespace removed when it goes, pass or fail.
-final class LANLab: @unchecked Sendable {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+public final class LANLab: @unchecked Sendable {
+    public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-    static let binaries: URL = {
+    /// Where `metalvip` and `metalvip-lab` are: beside $METALVIP_BINARY, else the debug build.
+    public static let defaultBinaries: URL = {
         if let path = ProcessInfo.processInfo.environment["METALVIP_BINARY"], !path.isEmpty {
             return URL(fileURLWithPath: path).deletingLastPathComponent()
         }
@@ -41,24 +21,26 @@ final class LANLab: @unchecked Sendable {
     }()
     static let counter = Atomic<Int>(0)
 
-    let prefix: String
-    let store: String
-    let nodes: Int
+    public let prefix: String
+    public let store: String
+    public let nodes: Int
+    public let binaries: URL
     private let processes = Mutex<[String: Process]>([:])
     /// Node number -> its eth0 MAC.
-    private(set) var macs: [Int: String] = [:]
+    public private(set) var macs: [Int: String] = [:]
 
-    init(nodes: Int = 3) throws {
-        precondition(getuid() == 0, "the LAN tests need root (CI runs as root)")
+    public init(nodes: Int = 3, binaries: URL = LANLab.defaultBinaries) async throws {
+        precondition(getuid() == 0, "the namespace LAN needs root (CI runs as root)")
+        self.binaries = binaries
         let serial = Self.counter.add(1, ordering: .relaxed).newValue
         prefix = "mv\(getpid() % 100_000)\(serial)"
         self.nodes = nodes
         store = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-lan-\(prefix)").path
         try? FileManager.default.removeItem(atPath: store)
-        let up = try Self.shell([Self.repository.appendingPathComponent("Tools/lab").path, "up", prefix, String(nodes)])
+        let up = try await Self.shell([Self.repository.appendingPathComponent("Tools/lab").path, "up", prefix, String(nodes)])
         guard up.status == 0 else { throw LabError("Tools/lab up failed: \(up.output)") }
         for node in 1...nodes {
-            let link = try Self.shell(["ip", "-n", "\(prefix)n\(node)", "-o", "link", "show", "eth0"]).output
+            let link = try await Self.shell(["ip", "-n", "\(prefix)n\(node)", "-o", "link", "show", "eth0"]).output
             macs[node] = link.components(separatedBy: "link/ether ").dropFirst().first?.split(separator: " ").first.map(String.init)
         }
     }
@@ -69,18 +51,29 @@ final class LANLab: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        _ = try? Self.shell([Self.repository.appendingPathComponent("Tools/lab").path, "down", prefix])
+        _ = try? Self.shellBlocking([Self.repository.appendingPathComponent("Tools/lab").path, "down", prefix])
         try? FileManager.default.removeItem(atPath: store)
     }
 
-    struct LabError: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
+    public struct LabError: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
     }
 
-    /// Runs a command to completion (blocking; only for short setup commands).
+    /// Runs a command to completion on its own thread: the concurrency pool has two threads here, and a
+    /// blocked one starves every lease and watch in the process.
     @discardableResult
-    static func shell(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String) {
+    public static func shell(_ arguments: [String], stdin: String? = nil) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try shellBlocking(arguments, stdin: stdin) })
+            }.start()
+        }
+    }
+
+    /// Blocks the calling thread: for deinit and other synchronous edges only.
+    @discardableResult
+    static func shellBlocking(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -102,24 +95,24 @@ final class LANLab: @unchecked Sendable {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    var metalvip: String { Self.binaries.appendingPathComponent("metalvip").path }
-    var lab: String { Self.binaries.appendingPathComponent("metalvip-lab").path }
+    public var metalvip: String { binaries.appendingPathComponent("metalvip").path }
+    public var lab: String { binaries.appendingPathComponent("metalvip-lab").path }
 
     @discardableResult
-    func cli(_ arguments: String..., stdin: String? = nil) throws -> String {
-        let result = try Self.shell([metalvip] + arguments + ["--store", store], stdin: stdin)
+    public func cli(_ arguments: String..., stdin: String? = nil) async throws -> String {
+        let result = try await Self.shell([metalvip] + arguments + ["--store", store], stdin: stdin)
         guard result.status == 0 else { throw LabError("metalvip \(arguments.joined(separator: " ")): \(result.output)") }
         return result.output
     }
 
     /// Applies the manifests and reconciles once.
-    func configure(_ yaml: String) throws {
-        try cli("apply", "-f", "-", stdin: yaml)
-        try cli("controller", "--once")
+    public func configure(_ yaml: String) async throws {
+        try await cli("apply", "-f", "-", stdin: yaml)
+        try await cli("controller", "--once")
     }
 
     /// Starts a long-running process inside a namespace, logging to a file beside the store.
-    func start(_ name: String, namespace: String, _ arguments: [String]) throws {
+    public func start(_ name: String, namespace: String, _ arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace] + arguments
@@ -132,32 +125,51 @@ final class LANLab: @unchecked Sendable {
         processes.withLock { $0[name] = process }
     }
 
-    func startSpeakers(_ extra: [String] = []) throws {
-        for node in 1...nodes {
-            try start("n\(node)", namespace: "\(prefix)n\(node)",
-                      [metalvip, "speaker", "--node", "n\(node)", "--interface", "eth0", "--store", store, "--log-level", "debug"] + extra)
-        }
+    public func startSpeakers(_ extra: [String] = []) throws {
+        for node in 1...nodes { try startSpeaker(node: node, extra) }
     }
 
-    func process(_ name: String) -> Process? { processes.withLock { $0[name] } }
+    public func startSpeaker(node: Int, _ extra: [String] = []) throws {
+        try start("n\(node)", namespace: "\(prefix)n\(node)",
+                  [metalvip, "speaker", "--node", "n\(node)", "--interface", "eth0", "--store", store, "--log-level", "debug"] + extra)
+    }
 
-    func signal(node: Int, _ signal: Int32) {
+    public func process(_ name: String) -> Process? { processes.withLock { $0[name] } }
+
+    public func signal(node: Int, _ signal: Int32) {
         if let process = process("n\(node)") { kill(process.processIdentifier, signal) }
     }
 
     /// Cuts the node's link at the bridge, as a dead machine's link would go.
-    func cutLink(node: Int) throws {
-        try Self.shell(["ip", "-n", "\(prefix)br", "link", "set", "pn\(node)", "down"])
+    public func cutLink(node: Int) async throws { try await setBridgePort(node: node, up: false) }
+
+    public func setBridgePort(node: Int, up: Bool) async throws {
+        try await Self.shell(["ip", "-n", "\(prefix)br", "link", "set", "pn\(node)", up ? "up" : "down"])
     }
 
-    func setInterface(node: Int, up: Bool) throws {
-        try Self.shell(["ip", "-n", "\(prefix)n\(node)", "link", "set", "eth0", up ? "up" : "down"])
+    /// The processes in the node's namespace.
+    public func pids(node: Int) async throws -> [Int32] {
+        try await Self.shell(["ip", "netns", "pids", "\(prefix)n\(node)"]).output.split(separator: "\n").compactMap { Int32($0) }
     }
 
-    func node(ofMAC mac: String) -> Int? { macs.first { $0.value == mac }?.key }
+    /// Signals every process in the node's namespace (a crash takes all of them). Returns the monotonic
+    /// time the signals went out, after the (slow) process listing.
+    @discardableResult
+    public func signalAll(node: Int, _ signal: Int32) async throws -> Int64 {
+        let pids = try await pids(node: node)
+        let at = monotonicNanoseconds()
+        for pid in pids { kill(pid, signal) }
+        return at
+    }
+
+    public func setInterface(node: Int, up: Bool) async throws {
+        try await Self.shell(["ip", "-n", "\(prefix)n\(node)", "link", "set", "eth0", up ? "up" : "down"])
+    }
+
+    public func node(ofMAC mac: String) -> Int? { macs.first { $0.value == mac }?.key }
 
     /// Probes from the client, in the background; `finish` collects the report.
-    func startProbe(_ targets: [String], durationMs: Int, intervalMs: Double = 5) throws -> Process {
+    public func startProbe(_ targets: [String], durationMs: Int, intervalMs: Double = 5) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["ip", "netns", "exec", "\(prefix)c", lab, "probe", "--source-ip", "192.0.2.1",
@@ -177,7 +189,7 @@ final class LANLab: @unchecked Sendable {
 
     private let probeOutputs = Mutex<[Int32: URL]>([:])
 
-    func finish(_ probe: Process) async throws -> ProbeReport {
+    public func finish(_ probe: Process) async throws -> ProbeReport {
         for _ in 0..<3000 where probe.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         guard !probe.isRunning, probe.terminationStatus == 0,
               let url = probeOutputs.withLock({ $0[probe.processIdentifier] }) else {
@@ -186,12 +198,12 @@ final class LANLab: @unchecked Sendable {
         return try JSONDecoder().decode(ProbeReport.self, from: Data(contentsOf: url))
     }
 
-    func probe(_ targets: [String], durationMs: Int) async throws -> ProbeReport {
+    public func probe(_ targets: [String], durationMs: Int) async throws -> ProbeReport {
         try await finish(try startProbe(targets, durationMs: durationMs))
     }
 
     /// Waits (bounded) until the VIP is answered by exactly one node, and returns that node.
-    func waitForOwner(_ vip: String, timeout: Duration = .seconds(10)) async throws -> Int? {
+    public func waitForOwner(_ vip: String, timeout: Duration = .seconds(10)) async throws -> Int? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let report = try await probe([vip], durationMs: 150)
@@ -202,12 +214,12 @@ final class LANLab: @unchecked Sendable {
         return nil
     }
 
-    func log(_ name: String) -> String {
+    public func log(_ name: String) -> String {
         (try? String(contentsOfFile: store + "-\(name).log", encoding: .utf8)) ?? ""
     }
 }
 
-let labConfig = """
+public let labConfig = """
     apiVersion: metallb.io/v1beta1
     kind: IPAddressPool
     metadata: {name: lan, namespace: metallb-system}

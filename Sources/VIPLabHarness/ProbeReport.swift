@@ -1,72 +1,93 @@
 import Foundation
 
 /// What the client saw for one VIP: who answered, when answers moved, and whether two ever answered.
-struct TargetReport: Codable {
-    struct Transition: Codable {
+public struct TargetReport: Codable, Sendable {
+    public struct Transition: Codable, Sendable {
         /// Monotonic time (ns) of the first answer from the new MAC.
-        var atNs: Int64
-        var from: String
-        var to: String
+        public var atNs: Int64
+        public var from: String
+        public var to: String
         /// From the old MAC's last answer to the new MAC's first: the gap the client saw.
-        var silenceNs: Int64
+        public var silenceNs: Int64
     }
 
-    struct Gratuitous: Codable {
-        var atNs: Int64
-        var mac: String
-        var operation: String
+    public struct Gratuitous: Codable, Sendable {
+        public var atNs: Int64
+        public var mac: String
+        public var operation: String
     }
 
-    var requests = 0
-    var answeredRequests = 0
+    public var requests = 0
+    public var answeredRequests = 0
     /// Replies per MAC.
-    var replies: [String: Int] = [:]
+    public var replies: [String: Int] = [:]
     /// Request windows answered by more than one MAC: must stay 0.
-    var doubleAnswers = 0
-    var firstReplyNs: [String: Int64] = [:]
-    var lastReplyNs: [String: Int64] = [:]
-    var transitions: [Transition] = []
-    var gratuitous: [Gratuitous] = []
-    /// Request to reply, by kernel timestamps.
-    var rttMedianNs: Int64?
-    var rttP99Ns: Int64?
+    public var doubleAnswers = 0
+    public var firstReplyNs: [String: Int64] = [:]
+    public var lastReplyNs: [String: Int64] = [:]
+    public var transitions: [Transition] = []
+    public var gratuitous: [Gratuitous] = []
+    /// Request to reply, by kernel timestamps: the responder alone, without the client's own wakeup.
+    public var rttMedianNs: Int64?
+    public var rttP99Ns: Int64?
+    /// Request to reply as the client program sees it (like arping): includes the client's wakeup.
+    public var applicationRTTMedianNs: Int64?
 }
 
-struct ProbeReport: Codable {
-    var startNs: Int64
-    var endNs: Int64
-    var intervalNs: Int64
-    var targets: [String: TargetReport]
+public struct ProbeReport: Codable, Sendable {
+    public var startNs: Int64
+    public var endNs: Int64
+    public var intervalNs: Int64
+    public var targets: [String: TargetReport]
 }
 
 /// One request the probe sent.
-struct SentRequest {
-    var target: String
-    var realtimeNs: Int64
+public struct SentRequest: Sendable {
+    public var target: String
+    public var realtimeNs: Int64
+    public var monotonicNs: Int64
+
+    public init(target: String, realtimeNs: Int64, monotonicNs: Int64) {
+        self.target = target
+        self.realtimeNs = realtimeNs
+        self.monotonicNs = monotonicNs
+    }
 }
 
 /// One ARP frame the capture saw.
-struct CapturedARP {
-    enum Kind { case reply, gratuitousRequest, gratuitousReply }
-    var kind: Kind
-    var senderIP: String
-    var senderMAC: String
+public struct CapturedARP: Sendable {
+    public enum Kind: Sendable { case reply, gratuitousRequest, gratuitousReply }
+    public var kind: Kind
+    public var senderIP: String
+    public var senderMAC: String
     /// Kernel receive timestamp, CLOCK_REALTIME.
-    var realtimeNs: Int64
+    public var realtimeNs: Int64
+    /// When the capture handed it to the program, CLOCK_MONOTONIC.
+    public var deliveredNs: Int64
+
+    public init(kind: Kind, senderIP: String, senderMAC: String, realtimeNs: Int64, deliveredNs: Int64) {
+        self.kind = kind
+        self.senderIP = senderIP
+        self.senderMAC = senderMAC
+        self.realtimeNs = realtimeNs
+        self.deliveredNs = deliveredNs
+    }
 }
 
-enum ProbeAnalysis {
+public enum ProbeAnalysis {
     /// Attributes each reply to the request window it fell in ([send k, send k+1)), per target.
-    static func report(sent: [SentRequest], captured: [CapturedARP], monotonicOffsetNs: Int64,
+    public static func report(sent: [SentRequest], captured: [CapturedARP], monotonicOffsetNs: Int64,
                        startNs: Int64, endNs: Int64, intervalNs: Int64) -> ProbeReport {
         var targets: [String: TargetReport] = [:]
-        let sentByTarget = Dictionary(grouping: sent, by: \.target).mapValues { $0.map(\.realtimeNs).sorted() }
-        for (target, times) in sentByTarget {
+        let sentByTarget = Dictionary(grouping: sent, by: \.target).mapValues { $0.sorted { $0.realtimeNs < $1.realtimeNs } }
+        for (target, requests) in sentByTarget {
+            let times = requests.map(\.realtimeNs)
             var report = TargetReport()
             report.requests = times.count
             let replies = captured.filter { $0.kind == .reply && $0.senderIP == target }.sorted { $0.realtimeNs < $1.realtimeNs }
             var windows: [Int: Set<String>] = [:]
             var rtts: [Int64] = []
+            var applicationRTTs: [Int64] = []
             for reply in replies {
                 let mono = reply.realtimeNs - monotonicOffsetNs
                 report.replies[reply.senderMAC, default: 0] += 1
@@ -80,7 +101,10 @@ enum ProbeAnalysis {
                 }
                 let window = low - 1
                 guard window >= 0 else { continue }
-                if windows[window] == nil { rtts.append(reply.realtimeNs - times[window]) }
+                if windows[window] == nil {
+                    rtts.append(reply.realtimeNs - times[window])
+                    applicationRTTs.append(reply.deliveredNs - requests[window].monotonicNs)
+                }
                 windows[window, default: []].insert(reply.senderMAC)
             }
             report.answeredRequests = windows.count
@@ -99,9 +123,11 @@ enum ProbeAnalysis {
                                         operation: $0.kind == .gratuitousRequest ? "request" : "reply")
             }
             rtts.sort()
+            applicationRTTs.sort()
             if !rtts.isEmpty {
                 report.rttMedianNs = rtts[rtts.count / 2]
                 report.rttP99Ns = rtts[min(rtts.count - 1, rtts.count * 99 / 100)]
+                report.applicationRTTMedianNs = applicationRTTs[applicationRTTs.count / 2]
             }
             targets[target] = report
         }

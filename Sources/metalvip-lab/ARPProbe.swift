@@ -1,6 +1,7 @@
 import CPcap
 import Foundation
 import Synchronization
+import VIPLabHarness
 import VIPLink
 import VIPModel
 import VIPPacket
@@ -63,24 +64,27 @@ final class ARPCapture: @unchecked Sendable {
                     continue
                 }
                 let time = Int64(header.pointee.ts.tv_sec) * 1_000_000_000 + Int64(header.pointee.ts.tv_usec)
-                record(UnsafeRawBufferPointer(start: data, count: Int(header.pointee.caplen)), realtimeNs: time)
+                record(UnsafeRawBufferPointer(start: data, count: Int(header.pointee.caplen)), realtimeNs: time,
+                       deliveredNs: clockNanoseconds(CLOCK_MONOTONIC))
             }
             done.signal()
         }
         thread.start()
     }
 
-    private func record(_ frame: UnsafeRawBufferPointer, realtimeNs: Int64) {
+    private func record(_ frame: UnsafeRawBufferPointer, realtimeNs: Int64, deliveredNs: Int64) {
         if case .success(let reply) = ARPCodec.parseReply(frame) {
             guard reply.ethernetSource != ownMAC else { return }
             let kind: CapturedARP.Kind = reply.isGratuitous ? .gratuitousReply : (reply.targetMAC == ownMAC ? .reply : .gratuitousReply)
             if kind == .gratuitousReply && !reply.isGratuitous { return }  // a reply to someone else
             frames.withLock { $0.append(CapturedARP(kind: kind, senderIP: reply.senderIP.description,
-                                                     senderMAC: reply.senderMAC.description, realtimeNs: realtimeNs)) }
+                                                     senderMAC: reply.senderMAC.description, realtimeNs: realtimeNs,
+                                                     deliveredNs: deliveredNs)) }
         } else if case .success(let request) = ARPCodec.parseRequest(frame), request.ethernetSource != ownMAC,
                   request.senderIP == request.targetIP {
             frames.withLock { $0.append(CapturedARP(kind: .gratuitousRequest, senderIP: request.senderIP.description,
-                                                     senderMAC: request.senderMAC.description, realtimeNs: realtimeNs)) }
+                                                     senderMAC: request.senderMAC.description, realtimeNs: realtimeNs,
+                                                     deliveredNs: deliveredNs)) }
         }
     }
 
@@ -119,8 +123,9 @@ enum ARPProbe {
         while tick < end {
             for (target, frame) in zip(targets, frames) {
                 let time = clockNanoseconds(CLOCK_REALTIME)
+                let monotonic = clockNanoseconds(CLOCK_MONOTONIC)
                 try socket.send(frame)
-                sent.append(SentRequest(target: target.description, realtimeNs: time))
+                sent.append(SentRequest(target: target.description, realtimeNs: time, monotonicNs: monotonic))
             }
             tick += intervalNs
             var wake = timespec(tv_sec: Int(tick / 1_000_000_000), tv_nsec: Int(tick % 1_000_000_000))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VIPLabHarness
 
 /// The real controller and speakers on a namespace LAN, checked from the client with libpcap captures.
 /// Bounds here are generous on purpose: they say that failover happened; the bench measures how fast.
@@ -8,14 +9,14 @@ import Testing
 
     /// A LAN with the config applied and three speakers running, and the VIP's current owner.
     func ready() async throws -> (LANLab, Int) {
-        let lab = try LANLab()
-        try lab.configure(labConfig)
+        let lab = try await LANLab()
+        try await lab.configure(labConfig)
         try lab.startSpeakers()
         let owner = try #require(try await lab.waitForOwner(vip), "nobody answered for \(vip)")
         return (lab, owner)
     }
 
-    func check(_ target: ProbeReport.Target?, _ lab: LANLab) throws -> ProbeReport.Target {
+    func check(_ target: TargetReport?, _ lab: LANLab) throws -> TargetReport {
         let target = try #require(target)
         #expect(target.doubleAnswers == 0, "two MACs answered one request \(target.doubleAnswers) times")
         #expect(target.replies.keys.allSatisfy { lab.node(ofMAC: $0) != nil }, "only speakers' MACs answer")
@@ -28,7 +29,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(800))
         let killedAt = monotonicNanoseconds()
         lab.signal(node: owner, SIGKILL)
-        try lab.cutLink(node: owner)
+        try await lab.cutLink(node: owner)
         let target = try check(try await lab.finish(probe).targets[vip], lab)
         let transition = try #require(target.transitions.first, "the VIP never moved")
         #expect(target.transitions.count == 1)
@@ -54,7 +55,7 @@ import Testing
         let process = try #require(lab.process("n\(owner)"))
         for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         #expect(!process.isRunning && process.terminationStatus == 0, "clean exit on SIGTERM")
-        #expect(lab.log("n\(owner)").contains("released 1 claims and the node lease"))
+        #expect(lab.log("n\(owner)").contains("released 1 claims and the node lease in"))
     }
 
     @Test func aPausedOwnerIsSilentAfterItsDeadlineAndAfterSIGCONT() async throws {
@@ -79,7 +80,7 @@ import Testing
         let probe = try lab.startProbe([vip], durationMs: 2500)
         try await Task.sleep(for: .milliseconds(700))
         let downAt = monotonicNanoseconds()
-        try lab.setInterface(node: owner, up: false)
+        try await lab.setInterface(node: owner, up: false)
         let target = try check(try await lab.finish(probe).targets[vip], lab)
         let transition = try #require(target.transitions.first, "the VIP never moved")
         #expect(lab.node(ofMAC: transition.to) != owner)
@@ -88,7 +89,7 @@ import Testing
 
     @Test func unassignedAndUnadvertisedAddressesAreNeverAnswered() async throws {
         let (lab, _) = try await ready()
-        let status = try lab.cli("get", "services", "hidden")
+        let status = try await lab.cli("get", "services", "hidden")
         #expect(status.contains("192.0.2.200"), "the dark pool's service has an address: \(status)")
         let report = try await lab.probe(["192.0.2.200", "192.0.2.149", vip], durationMs: 800)
         #expect(report.targets["192.0.2.200"]?.replies.isEmpty == true, "a pool no advertisement selects")
@@ -97,12 +98,12 @@ import Testing
     }
 
     @Test func manyVIPsSpreadAndEachHasOneMAC() async throws {
-        let lab = try LANLab()
+        let lab = try await LANLab()
         var yaml = labConfig
         for index in 0..<12 {
             yaml += "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s\(index)}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n"
         }
-        try lab.configure(yaml)
+        try await lab.configure(yaml)
         try lab.startSpeakers()
         _ = try await lab.waitForOwner(vip)
         try await Task.sleep(for: .milliseconds(500))
@@ -119,7 +120,7 @@ import Testing
 
     @Test func malformedFramesChangeNothingAndCrashNothing() async throws {
         let (lab, owner) = try await ready()
-        let blast = try LANLab.shell(["ip", "netns", "exec", "\(lab.prefix)c", lab.lab, "blast", "--seed", "7", "--random-frames", "20000"])
+        let blast = try await LANLab.shell(["ip", "netns", "exec", "\(lab.prefix)c", lab.lab, "blast", "--seed", "7", "--random-frames", "20000"])
         #expect(blast.status == 0, "\(blast.output)")
         #expect(blast.output.contains("\"sent\""))
         for node in 1...lab.nodes {
