@@ -10,6 +10,7 @@ import Darwin
 /// Every subsystem adds its section here.
 let sections: [any BenchmarkSection] = [
     AllocatorBenchmark(),
+    L2Benchmark(),
 ]
 
 let requested = Set(CommandLine.arguments.dropFirst())

@@ -1,0 +1,228 @@
+import Foundation
+import VIPLabHarness
+
+/// Failover, handover and ARP reply time on the namespace LAN, next to keepalived on the same LAN in the
+/// same run. Needs root, the release binaries (Tools/bench builds them) and keepalived installed.
+struct L2Benchmark: BenchmarkSection {
+    let name = "l2"
+    /// Runs per scenario (METALVIP_BENCH_RUNS, default 10).
+    let runs = Int(ProcessInfo.processInfo.environment["METALVIP_BENCH_RUNS"] ?? "") ?? 10
+    let vip = "192.0.2.100"
+    /// keepalived's VIP: outside MetalVIP's pool, so the two never meet.
+    let vrrpVIP = "192.0.2.150"
+
+    func run() -> [Table] {
+        let result = Box<Result<[Table], Error>>()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            do { result.value = .success(try await measure()) } catch { result.value = .failure(error) }
+            done.signal()
+        }
+        done.wait()
+        switch result.value {
+        case .success(let tables)?:
+            return tables
+        case .failure(let error)?:
+            var table = Table(title: "L2 failover", columns: ["error"])
+            table.add(["\(error)"])
+            return [table]
+        case nil:
+            return []
+        }
+    }
+
+    /// A client-side gap for one scenario: the time from the fault to the first answer from another MAC.
+    /// - Parameter fault: does the damage and returns the monotonic time it happened.
+    func measureMove(_ lab: LANLab, vip: String, windowMs: Int = 1800, fault: (Int) async throws -> Int64,
+                     restore: (Int) async throws -> Void, owner: (LANLab) async throws -> Int?) async throws -> Double? {
+        guard let before = try await owner(lab) else { return nil }
+        let probe = try lab.startProbe([vip], durationMs: windowMs, intervalMs: 1)
+        try await Task.sleep(for: .milliseconds(500))
+        let at = try await fault(before)
+        let report = try await lab.finish(probe)
+        try await restore(before)
+        guard let target = report.targets[vip], target.doubleAnswers == 0,
+              let moved = target.transitions.first(where: { lab.node(ofMAC: $0.to) != before }) else { return nil }
+        return Double(moved.atNs - at) / 1_000_000
+    }
+
+    func settle(_ lab: LANLab, _ vip: String) async throws -> Int? {
+        try await Task.sleep(for: .milliseconds(700))
+        return try await lab.waitForOwner(vip)
+    }
+
+    func measure() async throws -> [Table] {
+        let release = LANLab.repository.appendingPathComponent(".build/release")
+        let lab = try await LANLab(nodes: 3, binaries: release)
+        try await lab.configure(labConfig)
+        try lab.startSpeakers(["--log-level", "warning"])
+        let speakerOwner: (LANLab) async throws -> Int? = { try await settle($0, vip) }
+
+        var metalCrash: [Double] = [], metalGraceful: [Double] = [], crashDoubles = 0
+        for _ in 0..<runs {
+            let gap = try await measureMove(lab, vip: vip, fault: { node in
+                let at = try await lab.signalAll(node: node, SIGKILL)
+                try await lab.cutLink(node: node)
+                return at
+            }, restore: { node in
+                try await lab.setBridgePort(node: node, up: true)
+                try lab.startSpeaker(node: node, ["--log-level", "warning"])
+            }, owner: speakerOwner)
+            if let gap { metalCrash.append(gap) } else { crashDoubles += 1 }
+        }
+        for _ in 0..<runs {
+            let gap = try await measureMove(lab, vip: vip, fault: { node in
+                try await lab.signalAll(node: node, SIGTERM)
+            }, restore: { node in
+                try await Task.sleep(for: .milliseconds(300))
+                try lab.startSpeaker(node: node, ["--log-level", "warning"])
+            }, owner: speakerOwner)
+            if let gap { metalGraceful.append(gap) } else { crashDoubles += 1 }
+        }
+
+        // ARP reply time: the VIP (user space) against the owner's own address (the kernel), same veth, same run.
+        guard let owner = try await settle(lab, vip) else { throw LANLab.LabError("no owner for \(vip)") }
+        let kernelIP = "192.0.2.\(1 + owner)"
+        let rtt = try await lab.probe([vip, kernelIP], durationMs: 3000)
+        let vipRTT = Double(rtt.targets[vip]?.rttMedianNs ?? 0) / 1000
+        let kernelRTT = Double(rtt.targets[kernelIP]?.rttMedianNs ?? 0) / 1000
+        let vipAppRTT = Double(rtt.targets[vip]?.applicationRTTMedianNs ?? 0) / 1000
+        let kernelAppRTT = Double(rtt.targets[kernelIP]?.applicationRTTMedianNs ?? 0) / 1000
+
+        // keepalived on the same LAN: stop the speakers first (they hold nothing keepalived uses).
+        for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGTERM) }
+        try await Task.sleep(for: .milliseconds(500))
+        var vrrp: [String: (crash: [Double], graceful: [Double])] = [:]
+        for (label, advert, count) in [("keepalived, 100 ms adverts", "0.1", runs), ("keepalived, default 1 s adverts", "1", max(3, runs / 3))] {
+            let keepalived = try Keepalived(lab: lab, vip: vrrpVIP, advertInterval: advert)
+            try keepalived.startAll()
+            let vrrpOwner: (LANLab) async throws -> Int? = { lab in
+                try await Task.sleep(for: .milliseconds(advert == "1" ? 4000 : 1200))
+                return try await lab.waitForOwner(vrrpVIP, timeout: .seconds(15))
+            }
+            var crash: [Double] = [], graceful: [Double] = []
+            let window = advert == "1" ? 6000 : 1800
+            for _ in 0..<count {
+                if let gap = try await measureMove(lab, vip: vrrpVIP, windowMs: window, fault: { node in
+                    let at = try await lab.signalAll(node: node, SIGKILL)
+                    try await lab.cutLink(node: node)
+                    return at
+                }, restore: { node in
+                    // A crashed keepalived leaves the VIP on the interface; a rebooted machine would not.
+                    try await keepalived.removeStaleAddress(node: node)
+                    try await lab.setBridgePort(node: node, up: true)
+                    try keepalived.start(node: node)
+                }, owner: vrrpOwner) { crash.append(gap) }
+            }
+            for _ in 0..<count {
+                if let gap = try await measureMove(lab, vip: vrrpVIP, windowMs: window, fault: { node in
+                    try await lab.signalAll(node: node, SIGTERM)
+                }, restore: { node in
+                    try await Task.sleep(for: .milliseconds(300))
+                    try keepalived.start(node: node)
+                }, owner: vrrpOwner) { graceful.append(gap) }
+            }
+            for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGKILL) }
+            vrrp[label] = (crash, graceful)
+        }
+
+        var failover = Table(title: "L2 failover, as the client saw it (namespace LAN, release build; ms, median of \(runs))",
+                             columns: ["system", "crash failover (kill -9 + link cut)", "graceful handover (SIGTERM)", "runs"])
+        let metalCrashMedian = median(metalCrash), metalGracefulMedian = median(metalGraceful)
+        failover.add(["MetalVIP", format(metalCrashMedian), format(metalGracefulMedian), "\(metalCrash.count)+\(metalGraceful.count)"])
+        for label in vrrp.keys.sorted().reversed() {
+            let (crash, graceful) = vrrp[label]!
+            failover.add([label, format(median(crash)) + " (" + ratio(median(crash), metalCrashMedian) + ")",
+                          format(median(graceful)) + " (" + ratio(median(graceful), metalGracefulMedian) + ")",
+                          "\(crash.count)+\(graceful.count)"])
+        }
+        failover.notes = [
+            "gap = fault to first ARP reply from another MAC; probe sends a request every 1 ms",
+            "(×N) = how many times MetalVIP's median; goals: crash < 300 ms, handover < 30 ms",
+            "MetalVIP crash runs: \(metalCrash.map(format).joined(separator: ", "))",
+            "MetalVIP handover runs: \(metalGraceful.map(format).joined(separator: ", "))",
+            "runs dropped for a double answer or no move: \(crashDoubles)",
+        ]
+        var reply = Table(title: "ARP reply time (median request-to-reply, µs)",
+                          columns: ["answered by", "as a client program sees it", "ratio", "responder alone (kernel timestamps)", "ratio"])
+        reply.add(["kernel (node address \(kernelIP))", format(kernelAppRTT), "1.00", format(kernelRTT), "1.00"])
+        reply.add(["MetalVIP speaker (VIP \(vip))", format(vipAppRTT), String(format: "%.2f", vipAppRTT / max(kernelAppRTT, 0.001)),
+                   format(vipRTT), String(format: "%.2f", vipRTT / max(kernelRTT, 0.001))])
+        reply.notes = [
+            "goal: within 2x of the kernel",
+            "as a client sees it: request sent to reply delivered to the probe program (includes the client's own wakeup, as arping shows)",
+            "responder alone: kernel timestamps on the client's interface; the speaker's thread wakeup is all of the difference",
+        ]
+        return [failover, reply]
+    }
+
+    func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    func format(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "n/a" }
+
+    func ratio(_ value: Double?, _ base: Double?) -> String {
+        guard let value, let base, base > 0 else { return "n/a" }
+        return String(format: "×%.1f", value / base)
+    }
+}
+
+/// keepalived (VRRPv3) on every node of the LAN, for the same VIP, highest priority on node 1.
+struct Keepalived {
+    let lab: LANLab
+    let vip: String
+    let advertInterval: String
+
+    func configPath(_ node: Int) -> String { lab.store + "-keepalived-n\(node).conf" }
+
+    init(lab: LANLab, vip: String, advertInterval: String) throws {
+        self.lab = lab
+        self.vip = vip
+        self.advertInterval = advertInterval
+        for node in 1...lab.nodes {
+            let config = """
+                global_defs {
+                    router_id n\(node)
+                    vrrp_version 3
+                    vrrp_garp_master_delay 0
+                    vrrp_garp_master_repeat 5
+                    enable_script_security
+                }
+                vrrp_instance lab {
+                    state BACKUP
+                    interface eth0
+                    virtual_router_id 42
+                    priority \(200 - node * 10)
+                    advert_int \(advertInterval)
+                    virtual_ipaddress {
+                        \(vip)/24
+                    }
+                }
+                """
+            try config.write(toFile: configPath(node), atomically: true, encoding: .utf8)
+        }
+    }
+
+    func removeStaleAddress(node: Int) async throws {
+        try await LANLab.shell(["ip", "-n", "\(lab.prefix)n\(node)", "addr", "del", "\(vip)/24", "dev", "eth0"])
+    }
+
+    func startAll() throws {
+        for node in 1...lab.nodes { try start(node: node) }
+    }
+
+    func start(node: Int) throws {
+        let base = lab.store + "-keepalived-n\(node)"
+        try lab.start("keepalived-n\(node)", namespace: "\(lab.prefix)n\(node)",
+                      ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", configPath(node),
+                       "--pid", base + ".pid", "--vrrp_pid", base + "-vrrp.pid"])
+    }
+}
+
+/// A mutable cell to carry a result out of a detached task.
+final class Box<T>: @unchecked Sendable {
+    var value: T?
+}
