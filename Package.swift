@@ -72,7 +72,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks (Tools/bench, release build): not tests, they print tables.
-        .executableTarget(name: "metalvip-bench", dependencies: ["VIPModel", "VIPAllocation", "VIPLabHarness"]),
+        .executableTarget(name: "metalvip-bench", dependencies: [
+            "VIPModel", "VIPAllocation", "VIPAnnounce", "VIPLabHarness", "VIPLease", "VIPSpeaker", "VIPStore",
+        ]),
         .testTarget(name: "VIPModelTests", dependencies: ["VIPModel"]),
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
         .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),

@@ -10,6 +10,7 @@ import Darwin
 /// Every subsystem adds its section here.
 let sections: [any BenchmarkSection] = [
     AllocatorBenchmark(),
+    AnnounceBenchmark(),
     L2Benchmark(),
 ]
 
