@@ -73,11 +73,11 @@ let package = Package(
         ]),
         // Benchmarks (Tools/bench, release build): not tests, they print tables.
         .executableTarget(name: "metalvip-bench", dependencies: [
-            "VIPModel", "VIPAllocation", "VIPAnnounce", "VIPLabHarness", "VIPLease", "VIPSpeaker", "VIPStore",
+            "VIPModel", "VIPAllocation", "VIPAnnounce", "VIPLabHarness", "VIPLease", "VIPPacket", "VIPSpeaker", "VIPStore",
         ]),
         .testTarget(name: "VIPModelTests", dependencies: ["VIPModel"]),
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
-        .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel"]),
+        .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel", "VIPPacket"]),
         .testTarget(name: "VIPLeaseTests", dependencies: ["VIPLease"]),
         .testTarget(name: "VIPPacketTests", dependencies: ["VIPPacket", "VIPModel"]),
         .testTarget(name: "VIPLinkTests", dependencies: ["VIPLink", "VIPModel", "CLinuxShim"]),

@@ -1,14 +1,14 @@
-/// A tiny deterministic generator (SplitMix64) so a corpus is identical for a seed on every run and
-/// platform; the standard library's generator is deliberately unseedable.
-struct SplitMix64: RandomNumberGenerator {
+/// A tiny deterministic generator (SplitMix64), so a corpus, a randomized test or a benchmark is identical
+/// for a seed on every run and platform; the standard library's generator is deliberately unseedable.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476C_E5B9_E11D
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }

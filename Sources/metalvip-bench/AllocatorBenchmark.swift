@@ -1,3 +1,4 @@
+import VIPPacket
 import VIPAllocation
 import VIPModel
 

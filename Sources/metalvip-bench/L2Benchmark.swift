@@ -32,18 +32,45 @@ struct L2Benchmark: BenchmarkSection {
     }
 
     /// A client-side gap for one scenario: the time from the fault to the first answer from another MAC.
+    /// How one run ended.
+    enum Move {
+        case moved(milliseconds: Double)
+        /// Some request was answered by two MACs: a split brain the client saw.
+        case doubleAnswered(Int)
+        case noMove
+        case noOwnerBefore
+    }
+
+    /// The runs of one system in one scenario, with why any were dropped.
+    struct Runs {
+        var gaps: [Double] = []
+        var doubleAnswered = 0
+        var other = 0
+
+        mutating func add(_ move: Move) {
+            switch move {
+            case .moved(let milliseconds): gaps.append(milliseconds)
+            case .doubleAnswered: doubleAnswered += 1
+            case .noMove, .noOwnerBefore: other += 1
+            }
+        }
+
+        var dropped: String { "\(doubleAnswered) answered twice, \(other) no clean move" }
+    }
+
     /// - Parameter fault: does the damage and returns the monotonic time it happened.
     func measureMove(_ lab: LANLab, vip: String, windowMs: Int = 1800, fault: (Int) async throws -> Int64,
-                     restore: (Int) async throws -> Void, owner: (LANLab) async throws -> Int?) async throws -> Double? {
-        guard let before = try await owner(lab) else { return nil }
+                     restore: (Int) async throws -> Void, owner: (LANLab) async throws -> Int?) async throws -> Move {
+        guard let before = try await owner(lab) else { return .noOwnerBefore }
         let probe = try lab.startProbe([vip], durationMs: windowMs, intervalMs: 1)
         try await Task.sleep(for: .milliseconds(500))
         let at = try await fault(before)
         let report = try await lab.finish(probe)
         try await restore(before)
-        guard let target = report.targets[vip], target.doubleAnswers == 0,
-              let moved = target.transitions.first(where: { lab.node(ofMAC: $0.to) != before }) else { return nil }
-        return Double(moved.atNs - at) / 1_000_000
+        guard let target = report.targets[vip] else { return .noMove }
+        if target.doubleAnswers > 0 { return .doubleAnswered(target.doubleAnswers) }
+        guard let moved = target.transitions.first(where: { lab.node(ofMAC: $0.to) != before }) else { return .noMove }
+        return .moved(milliseconds: Double(moved.atNs - at) / 1_000_000)
     }
 
     func settle(_ lab: LANLab, _ vip: String) async throws -> Int? {
@@ -58,26 +85,24 @@ struct L2Benchmark: BenchmarkSection {
         try lab.startSpeakers(["--log-level", "warning"])
         let speakerOwner: (LANLab) async throws -> Int? = { try await settle($0, vip) }
 
-        var metalCrash: [Double] = [], metalGraceful: [Double] = [], crashDoubles = 0
+        var metalCrash = Runs(), metalGraceful = Runs()
         for _ in 0..<runs {
-            let gap = try await measureMove(lab, vip: vip, fault: { node in
+            metalCrash.add(try await measureMove(lab, vip: vip, fault: { node in
                 let at = try await lab.signalAll(node: node, SIGKILL)
                 try await lab.cutLink(node: node)
                 return at
             }, restore: { node in
                 try await lab.setBridgePort(node: node, up: true)
                 try lab.startSpeaker(node: node, ["--log-level", "warning"])
-            }, owner: speakerOwner)
-            if let gap { metalCrash.append(gap) } else { crashDoubles += 1 }
+            }, owner: speakerOwner))
         }
         for _ in 0..<runs {
-            let gap = try await measureMove(lab, vip: vip, fault: { node in
+            metalGraceful.add(try await measureMove(lab, vip: vip, fault: { node in
                 try await lab.signalAll(node: node, SIGTERM)
             }, restore: { node in
                 try await Task.sleep(for: .milliseconds(300))
                 try lab.startSpeaker(node: node, ["--log-level", "warning"])
-            }, owner: speakerOwner)
-            if let gap { metalGraceful.append(gap) } else { crashDoubles += 1 }
+            }, owner: speakerOwner))
         }
 
         // ARP reply time: the VIP (user space) against the owner's own address (the kernel), same veth, same run.
@@ -92,7 +117,7 @@ struct L2Benchmark: BenchmarkSection {
         // keepalived on the same LAN: stop the speakers first (they hold nothing keepalived uses).
         for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGTERM) }
         try await Task.sleep(for: .milliseconds(500))
-        var vrrp: [String: (crash: [Double], graceful: [Double])] = [:]
+        var vrrp: [String: (crash: Runs, graceful: Runs)] = [:]
         for (label, advert, count) in [("keepalived, 100 ms adverts", "0.1", runs), ("keepalived, default 1 s adverts", "1", max(3, runs / 3))] {
             let keepalived = try Keepalived(lab: lab, vip: vrrpVIP, advertInterval: advert)
             try keepalived.startAll()
@@ -100,10 +125,10 @@ struct L2Benchmark: BenchmarkSection {
                 try await Task.sleep(for: .milliseconds(advert == "1" ? 4000 : 1200))
                 return try await lab.waitForOwner(vrrpVIP, timeout: .seconds(15))
             }
-            var crash: [Double] = [], graceful: [Double] = []
+            var crash = Runs(), graceful = Runs()
             let window = advert == "1" ? 6000 : 1800
             for _ in 0..<count {
-                if let gap = try await measureMove(lab, vip: vrrpVIP, windowMs: window, fault: { node in
+                crash.add(try await measureMove(lab, vip: vrrpVIP, windowMs: window, fault: { node in
                     let at = try await lab.signalAll(node: node, SIGKILL)
                     try await lab.cutLink(node: node)
                     return at
@@ -112,36 +137,38 @@ struct L2Benchmark: BenchmarkSection {
                     try await keepalived.removeStaleAddress(node: node)
                     try await lab.setBridgePort(node: node, up: true)
                     try keepalived.start(node: node)
-                }, owner: vrrpOwner) { crash.append(gap) }
+                }, owner: vrrpOwner))
             }
             for _ in 0..<count {
-                if let gap = try await measureMove(lab, vip: vrrpVIP, windowMs: window, fault: { node in
+                graceful.add(try await measureMove(lab, vip: vrrpVIP, windowMs: window, fault: { node in
                     try await lab.signalAll(node: node, SIGTERM)
                 }, restore: { node in
                     try await Task.sleep(for: .milliseconds(300))
                     try keepalived.start(node: node)
-                }, owner: vrrpOwner) { graceful.append(gap) }
+                }, owner: vrrpOwner))
             }
             for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGKILL) }
             vrrp[label] = (crash, graceful)
         }
 
-        var failover = Table(title: "L2 failover, as the client saw it (namespace LAN, release build; ms, median of \(runs))",
-                             columns: ["system", "crash failover (kill -9 + link cut)", "graceful handover (SIGTERM)", "runs"])
-        let metalCrashMedian = median(metalCrash), metalGracefulMedian = median(metalGraceful)
-        failover.add(["MetalVIP", format(metalCrashMedian), format(metalGracefulMedian), "\(metalCrash.count)+\(metalGraceful.count)"])
+        var failover = Table(title: "L2 failover, as the client saw it (namespace LAN, release build; ms, median of clean runs)",
+                             columns: ["system", "crash failover (kill -9 + link cut)", "graceful handover (SIGTERM)",
+                                       "clean runs", "dropped (crash / handover)"])
+        let metalCrashMedian = median(metalCrash.gaps), metalGracefulMedian = median(metalGraceful.gaps)
+        failover.add(["MetalVIP", format(metalCrashMedian), format(metalGracefulMedian),
+                      "\(metalCrash.gaps.count)+\(metalGraceful.gaps.count)", "\(metalCrash.dropped) / \(metalGraceful.dropped)"])
         for label in vrrp.keys.sorted().reversed() {
             let (crash, graceful) = vrrp[label]!
-            failover.add([label, format(median(crash)) + " (" + ratio(median(crash), metalCrashMedian) + ")",
-                          format(median(graceful)) + " (" + ratio(median(graceful), metalGracefulMedian) + ")",
-                          "\(crash.count)+\(graceful.count)"])
+            failover.add([label, format(median(crash.gaps)) + " (" + ratio(median(crash.gaps), metalCrashMedian) + ")",
+                          format(median(graceful.gaps)) + " (" + ratio(median(graceful.gaps), metalGracefulMedian) + ")",
+                          "\(crash.gaps.count)+\(graceful.gaps.count)", "\(crash.dropped) / \(graceful.dropped)"])
         }
         failover.notes = [
             "gap = fault to first ARP reply from another MAC; probe sends a request every 1 ms",
             "(×N) = how many times MetalVIP's median; goals: crash < 300 ms, handover < 30 ms",
-            "MetalVIP crash runs: \(metalCrash.map(format).joined(separator: ", "))",
-            "MetalVIP handover runs: \(metalGraceful.map(format).joined(separator: ", "))",
-            "runs dropped for a double answer or no move: \(crashDoubles)",
+            "answered twice = some request got replies from two MACs (split brain seen by the client); such runs are not in the median",
+            "MetalVIP crash runs: \(metalCrash.gaps.map(format).joined(separator: ", "))",
+            "MetalVIP handover runs: \(metalGraceful.gaps.map(format).joined(separator: ", "))",
         ]
         var reply = Table(title: "ARP reply time (median request-to-reply, µs)",
                           columns: ["answered by", "as a client program sees it", "ratio", "responder alone (kernel timestamps)", "ratio"])

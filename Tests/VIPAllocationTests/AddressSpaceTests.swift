@@ -1,5 +1,6 @@
 import Testing
 import VIPAllocation
+import VIPPacket
 import VIPModel
 
 private func ip(_ text: String) -> IPAddress {
