@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+import Metrics
+import Synchronization
+import VIPAllocation
 import VIPLease
 import VIPModel
 import VIPStore
@@ -27,6 +30,10 @@ public final class Controller: Sendable {
     public let lease: LeaderLease
     private let logger: Logger
     private let reconciler: Reconciler
+    /// Beats once per lease round, for `/healthz`.
+    public let heartbeat = Heartbeat()
+    /// Pools exported last time, so a removed pool's series are removed too.
+    private let exportedPools = Mutex<Set<String>>([])
 
     /// The prefixes whose changes can change an assignment.
     static let watchedPrefixes = Kind.allCases.map(Keyspace.prefix(of:))
@@ -97,6 +104,7 @@ public final class Controller: Sendable {
     private func leaseLoop(trigger: AsyncStream<Void>.Continuation) async {
         var leading = false
         while !Task.isCancelled {
+            heartbeat.beat()
             let now = await lease.refresh()
             if now && !leading { trigger.yield() }
             leading = now
@@ -133,7 +141,13 @@ public final class Controller: Sendable {
             let plan = reconciler.plan(snapshot, time: RecordCoding.timestamp())
             do {
                 try await commit(plan)
-                for line in plan.log { logger.info("\(line)") }
+                for decision in plan.log {
+                    logger.info("\(decision)", metadata: [
+                        "service": "\(decision.service.namespacedName)",
+                        "ip": "\(decision.addresses.map(\.description).joined(separator: ","))",
+                    ])
+                }
+                export(plan.poolUsage)
                 return plan
             } catch StoreError.conflict(let key, _) {
                 lastError = StoreError.conflict(key: key, expected: .present)
@@ -141,6 +155,26 @@ public final class Controller: Sendable {
             }
         }
         throw lastError ?? ControllerError.notLeader
+    }
+
+    /// MetalLB's allocator gauges, per pool and per family; exact counts go in as Double (a /64 is 2^64).
+    private func export(_ usage: [String: PoolUsage]) {
+        let families: [(String, (PoolUsage) -> AddressCount)] = [
+            ("metallb_allocator_addresses_total", { $0.ipv4.total + $0.ipv6.total }),
+            ("metallb_allocator_addresses_in_use_total", { $0.ipv4.inUse + $0.ipv6.inUse }),
+            ("metallb_allocator_ipv4_addresses_total", { $0.ipv4.total }),
+            ("metallb_allocator_ipv4_addresses_in_use_total", { $0.ipv4.inUse }),
+            ("metallb_allocator_ipv6_addresses_total", { $0.ipv6.total }),
+            ("metallb_allocator_ipv6_addresses_in_use_total", { $0.ipv6.inUse }),
+        ]
+        let gone = exportedPools.withLock { exported in
+            defer { exported = Set(usage.keys) }
+            return exported.subtracting(usage.keys)
+        }
+        for (label, value) in families {
+            for (pool, counts) in usage { Gauge(label: label, dimensions: [("pool", pool)]).record(value(counts).doubleValue) }
+            for pool in gone { Gauge(label: label, dimensions: [("pool", pool)]).destroy() }
+        }
     }
 
     private func commit(_ plan: ReconcilePlan) async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import VIPLease
 import VIPStore
 
@@ -39,11 +40,17 @@ public actor LeaderLease {
                 let revision = try await store.put(key, try RecordCoding.encode(record),
                                                    expecting: expected.map { .modRevision($0) } ?? .absent,
                                                    durability: .volatile)
+                Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "controller")])
+                    .recordNanoseconds((MonotonicInstant.now() - startedAt).nanosecondsClamped)
                 holder.wrote(record, revision: revision, startedAt: startedAt, now: .now())
                 if !wasLeader { logger.info("acquired the controller lease", metadata: ["transitions": "\(record.transitions)"]) }
                 return true
             }
         } catch {
+            // Losing a race for the lease is an answer, not a failure to renew.
+            if case .conflict? = error as? StoreError {} else {
+                Counter(label: "metalvip_lease_renew_failures_total", dimensions: [("component", "controller")]).increment()
+            }
             if holder.holds(at: .now()) { logger.warning("could not renew the controller lease: \(error)") }
             return holder.holds(at: .now())
         }

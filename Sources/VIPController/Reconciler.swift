@@ -9,13 +9,24 @@ public struct PlannedWrite: Sendable, Hashable {
     public var operation: StoreOperation
 }
 
+/// One decision about one service, as the log reports it.
+public struct Decision: Sendable, CustomStringConvertible {
+    public var service: ObjectKey
+    public var message: String
+    public var addresses: [IPAddress]
+
+    public var description: String { "\(service.namespacedName): \(message)" }
+}
+
 /// What one reconcile pass decided, ready to commit.
 public struct ReconcilePlan: Sendable {
     public var writes: [PlannedWrite] = []
-    /// One line per decision, for the log.
-    public var log: [String] = []
+    /// One entry per decision, for the log.
+    public var log: [Decision] = []
     /// The assignments after the plan, by service: what `get services` will show.
     public var assignments: [ObjectKey: [IPAddress]] = [:]
+    /// Each pool's size and use after the plan, for the allocator metrics.
+    public var poolUsage: [String: PoolUsage] = [:]
 
     public var isEmpty: Bool { writes.isEmpty }
 }
@@ -65,7 +76,7 @@ public struct Reconciler: Sendable {
                 } else if !current.isEmpty {
                     let why = "service type is \(service.type.rawValue), not LoadBalancer"
                     note(key, .clearAssignment, "released \(list(current)): \(why)")
-                    plan.log.append("\(key.namespacedName): released \(list(current)) (\(why))")
+                    plan.log.append(Decision(service: key, message: "released \(list(current)) (\(why))", addresses: current))
                 }
                 continue
             }
@@ -94,17 +105,21 @@ public struct Reconciler: Sendable {
             let current = snapshot.assignments[key]?.value.addresses ?? []
             if let problem = cleared[key] {
                 note(key, .clearAssignment, "released \(list(current)): \(problem)")
-                plan.log.append("\(key.namespacedName): released \(list(current)) (\(problem))")
+                plan.log.append(Decision(service: key, message: "released \(list(current)) (\(problem))", addresses: current))
             }
             switch allocator.allocate(request) {
             case .success(let addresses):
                 plan.assignments[key] = addresses
                 note(key, .ipAllocated, "Assigned IP \(list(addresses))")
-                plan.log.append("\(key.namespacedName): assigned \(list(addresses))")
+                plan.log.append(Decision(service: key, message: "assigned \(list(addresses))", addresses: addresses))
             case .failure(let failure):
                 note(key, .allocationFailed, "Failed to allocate IP for \"\(key.namespacedName)\": \(failure)")
-                if touchedEvents.contains(key) { plan.log.append("\(key.namespacedName): pending (\(failure))") }
+                if touchedEvents.contains(key) { plan.log.append(Decision(service: key, message: "pending (\(failure))", addresses: [])) }
             }
+        }
+
+        for name in allocator.space.poolNames {
+            plan.poolUsage[name] = allocator.space.usage(ofPool: name)
         }
 
         // Writes: assignments that changed, records of services that are gone, and new events.
@@ -112,7 +127,10 @@ public struct Reconciler: Sendable {
         for (key, stored) in snapshot.assignments where plan.assignments[key] == nil {
             plan.writes.append(PlannedWrite(condition: Condition(stored.record.key, .modRevision(stored.record.modRevision)),
                                             operation: .delete(key: stored.record.key)))
-            if !liveServices.contains(key) { plan.log.append("\(key.namespacedName): deleted, released \(list(stored.value.addresses))") }
+            if !liveServices.contains(key) {
+                plan.log.append(Decision(service: key, message: "deleted, released \(list(stored.value.addresses))",
+                                         addresses: stored.value.addresses))
+            }
         }
         for (key, addresses) in plan.assignments.sorted(by: { $0.key < $1.key }) {
             let existing = snapshot.assignments[key]

@@ -114,6 +114,15 @@ public final class FileStore: Store {
         return stream
     }
 
+    /// The directory and its meta folder must still be there: a read of a missing record would just say
+    /// "absent" even when the whole store is gone.
+    public func ping() async throws {
+        var status = stat()
+        guard stat(layout.metaPath, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+            throw StoreError.unavailable("\(layout.metaPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
     public func compact(through revision: Revision) async throws {
         try await lock.withLock { try writer.compact(through: revision) }
     }

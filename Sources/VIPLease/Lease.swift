@@ -164,3 +164,19 @@ public struct LeaseHolder: Sendable {
         deadline = nil
     }
 }
+
+import Synchronization
+
+/// The last time a process loop went round, for `/healthz`: a loop that stops beating is not alive.
+public final class Heartbeat: Sendable {
+    private let last = Atomic<Int64>(MonotonicInstant.now().nanoseconds)
+
+    public init() {}
+
+    public func beat() { last.store(MonotonicInstant.now().nanoseconds, ordering: .relaxed) }
+
+    /// Whether the loop beat within `window`.
+    public func isAlive(within window: Duration, now: MonotonicInstant = .now()) -> Bool {
+        now - MonotonicInstant(nanoseconds: last.load(ordering: .relaxed)) < window
+    }
+}

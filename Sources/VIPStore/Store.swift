@@ -166,9 +166,17 @@ public protocol Store: Sendable {
 
     /// Drops delete history at or below `revision`, so watch can no longer start there.
     func compact(through revision: Revision) async throws
+
+    /// Throws unless the store is reachable and usable now: what `/readyz` asks.
+    func ping() async throws
 }
 
 extension Store {
+    /// By default, a read proves the store answers.
+    public func ping() async throws {
+        _ = try await get("leases/ping")
+    }
+
     /// Compare-and-swap put. `expected` nil means "whatever is there".
     @discardableResult
     public func put(_ key: String, _ value: Data, expecting expected: Expectation? = nil,

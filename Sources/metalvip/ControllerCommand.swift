@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import VIPController
+import VIPObservability
 
 struct ControllerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,31 +22,37 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Leader lease duration in milliseconds.")
     var leaseDurationMs: Int = 3000
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel: String = "info"
+    @OptionGroup var observability: ObservabilityOptions
 
     @OptionGroup var storeOptions: StoreOptions
 
     func run() async throws {
         try await reportingErrors {
-            var logger = Logger(label: "metalvip.controller")
-            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            observability.bootstrapLogging()
+            let logger = Logger(label: "controller")
             var settings = Controller.Settings(loadBalancerClass: loadBalancerClass)
             settings.leaseDuration = .milliseconds(leaseDurationMs)
             settings.renewInterval = .milliseconds(max(50, leaseDurationMs / 4))
             let name = identity ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-            let controller = Controller(store: try storeOptions.open(), identity: name, settings: settings, logger: logger)
+            let store = try storeOptions.open()
+            let controller = Controller(store: store, identity: name, settings: settings, logger: logger)
             if once {
                 let plan = try await controller.runOnce()
                 for line in plan.log { print(line) }
                 print("reconciled: \(plan.assignments.count) services with addresses, \(plan.writes.count) writes")
                 return
             }
+            let telemetry = Telemetry()
+            let server = try await observability.startServer(default: "127.0.0.1:7472", handlers: StatusHandlers(
+                metrics: { telemetry.render() },
+                notReady: { await storeProblem(store) },
+                alive: { controller.heartbeat.isAlive(within: .seconds(5)) }), logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: ControllerService(controller: controller))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
             try await group.run()
+            await server?.stop()
         }
     }
 }

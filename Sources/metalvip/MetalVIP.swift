@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VIPFileStore
+import VIPObservability
 import VIPStore
 
 @main
@@ -27,7 +28,8 @@ struct StoreOptions: ParsableArguments {
             throw CLIError("the etcd store (\(location)) is not available in this build; use a directory")
         }
         do {
-            return try FileStore(directory: location)
+            // Timed and counted per operation; a no-op unless a daemon set up metrics.
+            return InstrumentedStore(try FileStore(directory: location))
         } catch {
             throw CLIError("cannot open store \(location): \(error)")
         }

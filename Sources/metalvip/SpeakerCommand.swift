@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import VIPLink
+import VIPObservability
 import VIPSpeaker
 
 struct SpeakerCommand: AsyncParsableCommand {
@@ -25,8 +26,7 @@ struct SpeakerCommand: AsyncParsableCommand {
     @Option(help: "Node lease renew period in milliseconds.")
     var renewIntervalMs: Int = 50
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel: String = "info"
+    @OptionGroup var observability: ObservabilityOptions
 
     @OptionGroup var storeOptions: StoreOptions
 
@@ -50,8 +50,8 @@ struct SpeakerCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            var logger = Logger(label: "metalvip.speaker")
-            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            observability.bootstrapLogging()
+            var logger = Logger(label: "speaker")
             logger[metadataKey: "node"] = "\(node)"
             var settings = Speaker.Settings(node: node, interfaces: interfaces, labels: try parsedLabels())
             settings.leaseDuration = .milliseconds(leaseDurationMs)
@@ -64,13 +64,37 @@ struct SpeakerCommand: AsyncParsableCommand {
             }
             let table = AnswerTable()
             let responder = PacketResponder(table: table, logger: logger)
-            let speaker = Speaker(store: try storeOptions.open(), settings: settings, interfaces: links,
+            let store = try storeOptions.open()
+            let speaker = Speaker(store: store, settings: settings, interfaces: links,
                                   responder: responder, table: table, logger: logger)
+            let telemetry = Telemetry()
+            let node = node
+            let server = try await observability.startServer(default: "127.0.0.1:7473", handlers: StatusHandlers(
+                metrics: {
+                    let counters = responder.counters.snapshot
+                    for (name, values) in [("metallb_layer2_requests_received", counters.requests),
+                                           ("metallb_layer2_responses_sent", counters.responses),
+                                           ("metallb_layer2_gratuitous_sent", counters.gratuitous)] {
+                        telemetry.advance(name, values.map { ([("ip", $0.key.description)], $0.value) })
+                    }
+                    telemetry.advance("metalvip_frames_dropped_total", counters.drops.map { ([("reason", $0.key)], $0.value) })
+                    telemetry.publish("metallb_speaker_announced", await speaker.announcements().map { service, address in
+                        ([("ip", address.description), ("node", node), ("protocol", "layer2"),
+                          ("service", service.namespacedName)], 1)
+                    })
+                    return telemetry.render()
+                },
+                notReady: {
+                    if let problem = await storeProblem(store) { return problem }
+                    return table.isLapsed() ? "node lease is not live (no successful renewal within \(leaseDurationMs) ms)" : nil
+                },
+                alive: { speaker.heartbeat.isAlive(within: .seconds(5)) }), logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: SpeakerService(speaker: speaker))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
             try await group.run()
+            await server?.stop()
             responder.closeAll()
             links.stop()
             let counters = responder.counters.snapshot
