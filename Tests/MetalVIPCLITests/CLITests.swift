@@ -202,7 +202,7 @@ final class CLI: Sendable {
         }.joined(separator: "---\n")
         for delay in [0.05, 0.3] {
             let (apply, _, _) = try cli.start(["apply", "-f", "-"], stdin: services)
-            let (controller, _, _) = try cli.start(["controller", "--lease-duration-ms", "400"])
+            let (controller, _, _) = try cli.start(["controller", "--lease-duration-ms", "400", "--metrics-address", "127.0.0.1:0"])
             try await Task.sleep(for: .seconds(delay))
             kill(apply.processIdentifier, SIGKILL)
             try await Task.sleep(for: .seconds(delay))
@@ -249,12 +249,12 @@ final class CLI: Sendable {
             spec: {addresses: [192.0.2.0/28]}
             """).status == 0)
         let service = { (name: String) in "apiVersion: v1\nkind: Service\nmetadata: {name: \(name)}\nspec: {type: LoadBalancer}\n" }
-        let (leader, _, _) = try cli.start(["controller", "--identity", "leader", "--lease-duration-ms", lease])
+        let (leader, _, _) = try cli.start(["controller", "--identity", "leader", "--lease-duration-ms", lease, "--metrics-address", "127.0.0.1:0"])
         defer { if leader.isRunning { leader.terminate() } }
         try await cli.run("apply", "-f", "-", stdin: service("first"))
         #expect(try await address(of: "first", in: cli, within: .seconds(10)) == "192.0.2.0")
 
-        let (standby, _, _) = try cli.start(["controller", "--identity", "standby", "--lease-duration-ms", lease])
+        let (standby, _, _) = try cli.start(["controller", "--identity", "standby", "--lease-duration-ms", lease, "--metrics-address", "127.0.0.1:0"])
         defer { if standby.isRunning { standby.terminate() } }
         try await Task.sleep(for: .milliseconds(300))
         kill(leader.processIdentifier, SIGTERM)
