@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Addresses, ranges and the Kubernetes/MetalLB resource types.
@@ -36,6 +39,7 @@ let package = Package(
         .target(name: "VIPSpeaker", dependencies: [
             "VIPAnnounce", "VIPLease", "VIPLink", "VIPModel", "VIPPacket", "VIPStore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // Linux packet/filter/namespace definitions that Glibc does not export (header-only).
         .systemLibrary(name: "CLinuxShim"),
@@ -48,10 +52,22 @@ let package = Package(
         .target(name: "VIPLink", dependencies: ["VIPModel", "CLinuxShim", "CPcap", "CNetlink"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
         .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
+        // Metrics (swift-metrics exported by swift-prometheus), the HTTP status endpoints (swift-nio),
+        // line-oriented logs, and the store decorator that times every operation.
+        .target(name: "VIPObservability", dependencies: [
+            "VIPStore",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Reconciles services to addresses; holds the controller lease.
         .target(name: "VIPController", dependencies: [
             "VIPModel", "VIPAllocation", "VIPLease", "VIPStore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // What a user does against a store: apply, delete, and the get/describe views.
         .target(name: "VIPClient", dependencies: [
@@ -60,12 +76,13 @@ let package = Package(
         ]),
         .executableTarget(name: "metalvip", dependencies: [
             "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
+            "VIPObservability", "VIPAllocation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The namespace LAN from the outside, for tests and bench: build it, run the binaries, read probes.
-        .target(name: "VIPLabHarness"),
+        .target(name: "VIPLabHarness", dependencies: ["VIPLink"]),
         // Client-side probes for the namespace LAN (tests and bench): ARP requests out, libpcap capture in.
         .executableTarget(name: "metalvip-lab", dependencies: [
             "VIPLabHarness", "VIPLink", "VIPModel", "VIPPacket", "CPcap",
@@ -94,5 +111,10 @@ let package = Package(
         .testTarget(name: "MetalVIPCLITests", dependencies: []),
         // As root, on a namespace LAN (Tools/lab): the real binaries, checked from the client side.
         .testTarget(name: "MetalVIPLANTests", dependencies: ["VIPLabHarness"]),
+        .testTarget(name: "VIPObservabilityTests", dependencies: [
+            "VIPObservability", "VIPStore", "VIPLabHarness",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import VIPAnnounce
 import VIPLease
 import VIPLink
@@ -31,6 +32,8 @@ public actor Speaker {
 
     public nonisolated let settings: Settings
     public nonisolated let table: AnswerTable
+    /// Beats once per renewal round, for `/healthz`.
+    public nonisolated let heartbeat = Heartbeat()
     private let store: any Store
     private let interfaceSource: any InterfaceSource
     private let responder: any Responder
@@ -119,6 +122,7 @@ public actor Speaker {
 
     private func renewLoop() async {
         while !Task.isCancelled {
+            heartbeat.beat()
             await renew()
             try? await Task.sleep(for: settings.renewInterval)
         }
@@ -140,6 +144,8 @@ public actor Speaker {
             let revision = try await store.put(Keyspace.nodeLease(settings.node), try RecordCoding.encode(record),
                                                durability: .volatile)
             let now = MonotonicInstant.now()
+            Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "speaker")])
+                .recordNanoseconds((now - startedAt).nanosecondsClamped)
             holder.wrote(record.lease, revision: revision, startedAt: startedAt, now: now)
             myLeaseRevision = revision
             if table.renewed(until: startedAt + settings.leaseDuration, now: now) {
@@ -150,6 +156,7 @@ public actor Speaker {
                 poke()
             }
         } catch {
+            Counter(label: "metalvip_lease_renew_failures_total", dimensions: [("component", "speaker")]).increment()
             logger.warning("node lease renewal failed: \(error)")
         }
     }
@@ -363,8 +370,11 @@ public actor Speaker {
                 // Silent first, then give the claim up: never two answering.
                 table.withdraw(addresses)
                 if let group { confirmed[group.key] = nil }
-                logger.info("releasing \(addresses.map(\.description).joined(separator: ","))")
-                _ = await commit(transaction)
+                logger.info("releasing \(addresses.map(\.description).joined(separator: ","))",
+                            metadata: group.map(metadata) ?? ["ip": "\(addresses.map(\.description).joined(separator: ","))"])
+                if await commit(transaction) {
+                    Counter(label: "metalvip_ownership_transitions_total", dimensions: [("node", settings.node), ("direction", "released")]).increment()
+                }
             case .cleanup(_, let transaction):
                 _ = await commit(transaction)
             }
@@ -389,13 +399,37 @@ public actor Speaker {
                 announceBurst(write.group.addresses, interfaces: write.interfaces)
                 if write.isTake {
                     let from = write.previous.isEmpty ? "" : " from \(write.previous.joined(separator: ","))"
-                    logger.info("took \(write.group.addresses.map(\.description).joined(separator: ",")) on \(write.interfaces.joined(separator: ","))\(from)")
+                    logger.info("took \(write.group.addresses.map(\.description).joined(separator: ",")) on \(write.interfaces.joined(separator: ","))\(from)",
+                                metadata: metadata(write.group))
+                    Counter(label: "metalvip_ownership_transitions_total", dimensions: [("node", settings.node), ("direction", "acquired")]).increment()
+                    // Failover as the taker saw it: from the dead holder's last renewal it observed to the claim.
+                    for holder in write.previous {
+                        if let seen = observed[holder]?.observer.changedAt, !isLive(holder, at: .now()) {
+                            Timer(label: "metalvip_failover_duration_seconds", dimensions: [("node", settings.node)])
+                                .recordNanoseconds((MonotonicInstant.now() - seen).nanosecondsClamped)
+                        }
+                    }
                     recordMove(write.group, from: write.previous.first)
                 }
             }
         }
         // Anything still in the table that no decision kept (group changed shape, say) goes.
         table.withdraw(table.addresses.filter { !wanted.contains($0) })
+        announced = plans.map(\.group).filter { $0.addresses.allSatisfy(wanted.contains) }
+    }
+
+    /// The groups this node answered for after its last decision pass.
+    private var announced: [VIPGroup] = []
+
+    /// Service and address of everything this node announces, for `metallb_speaker_announced`.
+    public func announcements() -> [(service: ObjectKey, address: IPAddress)] {
+        announced.flatMap { group in group.services.flatMap { service in group.addresses.map { (service, $0) } } }
+    }
+
+    /// Log fields for a group: its addresses and services.
+    private func metadata(_ group: VIPGroup) -> Logger.Metadata {
+        ["ip": "\(group.addresses.map(\.description).joined(separator: ","))",
+         "service": "\(group.services.map(\.namespacedName).joined(separator: ","))"]
     }
 
     /// Groups claimed in one transaction at most.
