@@ -117,3 +117,33 @@ let telemetry = Telemetry()
         #expect((PrometheusText.value(samples, "metalvip_store_conflicts_total", ["backend": "file"]) ?? 0) >= 1)
     }
 }
+
+@Suite struct DashboardTests {
+    /// Every metric the dashboard queries is one MetalVIP exports, so a renamed metric breaks this test,
+    /// not an operator's graph.
+    @Test func theDashboardQueriesOnlyExportedMetrics() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Config/grafana/metalvip-dashboard.json")
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        #expect(panels.count >= 8)
+        let exported: Set<String> = [
+            "metallb_allocator_addresses_total", "metallb_allocator_addresses_in_use_total",
+            "metallb_allocator_ipv4_addresses_total", "metallb_allocator_ipv4_addresses_in_use_total",
+            "metallb_allocator_ipv6_addresses_total", "metallb_allocator_ipv6_addresses_in_use_total",
+            "metallb_layer2_requests_received", "metallb_layer2_responses_sent", "metallb_layer2_gratuitous_sent",
+            "metallb_speaker_announced", "metalvip_lease_renew_duration_seconds_bucket", "metalvip_lease_renew_failures_total",
+            "metalvip_ownership_transitions_total", "metalvip_failover_duration_seconds_bucket", "metalvip_frames_dropped_total",
+            "metalvip_store_operation_duration_seconds_bucket", "metalvip_store_errors_total",
+        ]
+        for panel in panels {
+            for target in panel["targets"] as? [[String: Any]] ?? [] {
+                let expression = try #require(target["expr"] as? String)
+                let names = expression.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") })
+                    .map(String.init).filter { $0.hasPrefix("metallb_") || $0.hasPrefix("metalvip_") }
+                #expect(!names.isEmpty, "\(expression)")
+                for name in names { #expect(exported.contains(name), "\(name) in \"\(panel["title"] ?? "")\"") }
+            }
+        }
+    }
+}
