@@ -147,12 +147,14 @@ public actor Speaker {
             Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "speaker")])
                 .recordNanoseconds((now - startedAt).nanosecondsClamped)
             holder.wrote(record.lease, revision: revision, startedAt: startedAt, now: now)
+            // A reconcile that ran before this first renewal did nothing; it must run again now.
+            let first = myLeaseRevision == nil
             myLeaseRevision = revision
             if table.renewed(until: startedAt + settings.leaseDuration, now: now) {
                 logger.warning("node lease lapsed; claims are re-proven before answering again")
                 confirmed.removeAll()
                 poke()
-            } else if snapshot == nil {
+            } else if first || snapshot == nil {
                 poke()
             }
         } catch {
