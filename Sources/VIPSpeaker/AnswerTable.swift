@@ -16,8 +16,24 @@ public final class AnswerTable: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Told after the entries change; kept apart from `state` so it runs outside that lock.
+    private let observer = Mutex<(@Sendable () -> Void)?>(nil)
 
     public init() {}
+
+    /// Calls `body` after every change to which addresses are answered where (announce, withdraw, silence,
+    /// a lapse found at renewal), outside the table's lock: the NDP responder keeps its multicast
+    /// memberships in step with it. Deadline moves alone do not call it. One observer; nil removes it.
+    public func onEntriesChange(_ body: (@Sendable () -> Void)?) {
+        observer.withLock { $0 = body }
+    }
+
+    private func entriesChanged() {
+        observer.withLock { $0 }?()
+    }
+
+    /// Address -> interface index -> MAC, as it stands (deadline not consulted): what memberships follow.
+    public var entries: [IPAddress: [Int32: MACAddress]] { state.withLock { $0.entries } }
 
     /// The MAC to answer with for `address` on `interfaceIndex`, or nil: not ours, not there, or past deadline.
     public func answer(for address: IPAddress, on interfaceIndex: Int32, now: MonotonicInstant = .now()) -> MACAddress? {
@@ -40,15 +56,18 @@ public final class AnswerTable: Sendable {
     /// Returns whether a lapse happened.
     @discardableResult
     public func renewed(until deadline: MonotonicInstant, now: MonotonicInstant = .now()) -> Bool {
-        state.withLock { state in
+        let (lapsed, emptied) = state.withLock { state in
             let lapsed = state.deadline.map { now >= $0 } ?? false
+            let emptied = lapsed && !state.entries.isEmpty
             if lapsed {
                 state.entries.removeAll()
                 state.epoch += 1
             }
             state.deadline = deadline
-            return lapsed
+            return (lapsed, emptied)
         }
+        if emptied { entriesChanged() }
+        return lapsed
     }
 
     /// Whether the deadline has passed (a lapse not yet followed by a renewal).
@@ -63,37 +82,55 @@ public final class AnswerTable: Sendable {
     /// Answers for `addresses` on these interfaces from now on, unless the table lapsed since `epoch`.
     @discardableResult
     public func announce(_ addresses: [IPAddress], on interfaces: [Int32: MACAddress], epoch: UInt64) -> Bool {
-        state.withLock { state in
-            guard state.epoch == epoch else { return false }
-            for address in addresses { state.entries[address] = interfaces }
-            return true
+        let (accepted, changed) = state.withLock { state in
+            guard state.epoch == epoch else { return (false, false) }
+            var changed = false
+            for address in addresses where state.entries[address] != interfaces {
+                state.entries[address] = interfaces
+                changed = true
+            }
+            return (true, changed)
         }
+        if changed { entriesChanged() }
+        return accepted
     }
 
     public func withdraw(_ addresses: [IPAddress]) {
-        state.withLock { state in
-            for address in addresses { state.entries[address] = nil }
+        let changed = state.withLock { state in
+            var changed = false
+            for address in addresses {
+                if state.entries.removeValue(forKey: address) != nil { changed = true }
+            }
+            return changed
         }
+        if changed { entriesChanged() }
     }
 
     /// Stops answering on one interface; addresses left with no interface are dropped.
     public func withdraw(interfaceIndex: Int32) {
-        state.withLock { state in
+        let changed = state.withLock { state in
+            var changed = false
             for (address, interfaces) in state.entries where interfaces[interfaceIndex] != nil {
                 var remaining = interfaces
                 remaining[interfaceIndex] = nil
                 state.entries[address] = remaining.isEmpty ? nil : remaining
+                changed = true
             }
+            return changed
         }
+        if changed { entriesChanged() }
     }
 
     /// Stops answering everything, at once (SIGTERM, store loss).
     public func silence() {
-        state.withLock { state in
+        let changed = state.withLock { state in
+            let changed = !state.entries.isEmpty
             state.entries.removeAll()
             state.deadline = nil
             state.epoch += 1
+            return changed
         }
+        if changed { entriesChanged() }
     }
 
     public var addresses: [IPAddress] { state.withLock { Array($0.entries.keys) } }

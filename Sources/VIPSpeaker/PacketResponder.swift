@@ -29,32 +29,55 @@ public final class ResponderCounters: Sendable {
     func sendFailed() { state.withLock { $0.sendErrors += 1 } }
 }
 
-/// Answers ARP requests on each open interface from the `AnswerTable`: one AF_PACKET socket and one
-/// thread per interface, with a kernel filter so only ARP requests ever reach user space.
+/// Answers ARP requests and IPv6 Neighbor Solicitations on each open interface from the `AnswerTable`:
+/// per interface one AF_PACKET socket and one thread for each protocol, with kernel filters so only ARP
+/// requests and Neighbor Solicitations ever reach user space. IPv6 needs no address of our own: the
+/// advertisement's source is the VIP itself.
 public final class PacketResponder: Responder {
     /// ARP requests only (opcode 1): replies, gratuitous replies and everything else stay in the kernel.
     static let arpRequests = "arp and arp[6:2] = 1"
+    /// ICMPv6 directly after the fixed IPv6 header (`icmp6` checks next header 58, no chain walk) with type
+    /// 135 at byte 40: Neighbor Solicitations without extension headers. All other IPv6 stays in the kernel.
+    static let neighborSolicitations = "icmp6 and ip6[40] = 135"
 
     public let table: AnswerTable
     public let counters: ResponderCounters
     private let logger: Logger
-    private let sessions = Mutex<[String: InterfaceSession]>([:])
+    private let sessions = Mutex<[String: InterfaceSessions]>([:])
+    /// Serializes membership syncs: each reads the table after taking it, so the last one to run wins with
+    /// the newest entries, whatever order the changes came from.
+    private let syncing = Mutex<Void>(())
 
     public init(table: AnswerTable, counters: ResponderCounters = ResponderCounters(), logger: Logger) {
         self.table = table
         self.counters = counters
         self.logger = logger
+        table.onEntriesChange { [weak self] in self?.syncMemberships() }
     }
 
     public func open(_ interface: LinkInfo) throws {
         if let existing = sessions.withLock({ $0[interface.name] }), existing.index == interface.index { return }
         close(interface.name)
-        let socket = try PacketSocket(interfaceIndex: interface.index, interfaceName: interface.name, protocol: .arp,
-                                      filter: try PacketFilter(expression: Self.arpRequests))
-        let session = InterfaceSession(socket: socket, index: interface.index, mac: interface.mac, table: table,
-                                       counters: counters, logger: logger)
-        sessions.withLock { $0[interface.name] = session }
-        session.start()
+        let arp = try PacketSocket(interfaceIndex: interface.index, interfaceName: interface.name, protocol: .arp,
+                                   filter: try PacketFilter(expression: Self.arpRequests))
+        let ndp: PacketSocket
+        do {
+            ndp = try PacketSocket(interfaceIndex: interface.index, interfaceName: interface.name, protocol: .ipv6,
+                                   filter: try PacketFilter(expression: Self.neighborSolicitations))
+        } catch {
+            arp.close()
+            throw error
+        }
+        let pair = InterfaceSessions(
+            arp: InterfaceSession(kind: .arp, socket: arp, index: interface.index, mac: interface.mac, table: table,
+                                  counters: counters, logger: logger),
+            ndp: InterfaceSession(kind: .ndp, socket: ndp, index: interface.index, mac: interface.mac, table: table,
+                                  counters: counters, logger: logger))
+        sessions.withLock { $0[interface.name] = pair }
+        pair.arp.start()
+        pair.ndp.start()
+        // A new socket has no memberships: the VIPs already in the table for this interface get theirs now.
+        syncMemberships()
     }
 
     public func close(_ interfaceName: String) {
@@ -66,11 +89,13 @@ public final class PacketResponder: Responder {
         switch address.family {
         case .ipv4:
             for operation in [ARPOperation.request, .reply] {
-                session.send(ARPCodec.gratuitous(address, from: mac, operation: operation))
+                session.arp.send(ARPCodec.gratuitous(address, from: mac, operation: operation))
             }
             counters.announced(address)
         case .ipv6:
-            break  // The NDP responder takes IPv6 (next milestone).
+            // Override set, to ff02::1: moves every neighbour's cache entry to this MAC (RFC 4861 §7.2.6).
+            session.ndp.send(NDPCodec.unsolicitedAdvertisement(address, from: mac))
+            counters.announced(address)
         }
     }
 
@@ -79,10 +104,46 @@ public final class PacketResponder: Responder {
             session.stop()
         }
     }
+
+    /// The link-layer groups the interface's NDP socket is in now (tests, metrics, debugging).
+    public func memberships(on interfaceName: String) -> [MACAddress: Int] {
+        sessions.withLock { $0[interfaceName] }?.ndp.memberships ?? [:]
+    }
+
+    /// Brings every interface's solicited-node memberships in line with the table: a group is joined while at
+    /// least one IPv6 VIP on that interface maps to it, and left when the last one goes.
+    func syncMemberships() {
+        syncing.withLock { _ in
+            let open = sessions.withLock { Array($0.values) }
+            guard !open.isEmpty else { return }
+            let entries = table.entries
+            for session in open {
+                let wanted = SolicitedNodeGroups(entries.lazy.filter { $0.value[session.index] != nil }.map(\.key))
+                session.ndp.apply(wanted)
+            }
+        }
+    }
 }
 
-/// One interface's socket and its receive thread. Blocking receives never run on the Swift concurrency pool.
+/// The ARP and NDP sessions of one interface, opened and closed together.
+struct InterfaceSessions: Sendable {
+    let arp: InterfaceSession
+    let ndp: InterfaceSession
+
+    var index: Int32 { arp.index }
+
+    func stop() {
+        arp.stop()
+        ndp.stop()
+    }
+}
+
+/// One interface's socket for one protocol and its receive thread. Blocking receives never run on the Swift
+/// concurrency pool.
 final class InterfaceSession: Sendable {
+    enum Kind: String, Sendable { case arp, ndp }
+
+    let kind: Kind
     let socket: PacketSocket
     let index: Int32
     let mac: MACAddress?
@@ -90,8 +151,12 @@ final class InterfaceSession: Sendable {
     let counters: ResponderCounters
     let logger: Logger
     private let stopped = Atomic<Bool>(false)
+    /// Solicited-node groups this socket joined, with how many VIPs want each (NDP only).
+    private let joined = Mutex(SolicitedNodeGroups())
 
-    init(socket: PacketSocket, index: Int32, mac: MACAddress?, table: AnswerTable, counters: ResponderCounters, logger: Logger) {
+    init(kind: Kind, socket: PacketSocket, index: Int32, mac: MACAddress?, table: AnswerTable,
+         counters: ResponderCounters, logger: Logger) {
+        self.kind = kind
         self.socket = socket
         self.index = index
         self.mac = mac
@@ -102,7 +167,7 @@ final class InterfaceSession: Sendable {
 
     func start() {
         let thread = Thread { [self] in receiveLoop() }
-        thread.name = "metalvip-arp-\(socket.interfaceName)"
+        thread.name = "metalvip-\(kind.rawValue)-\(socket.interfaceName)"
         thread.start()
     }
 
@@ -118,6 +183,33 @@ final class InterfaceSession: Sendable {
         }
     }
 
+    var memberships: [MACAddress: Int] { joined.withLock { $0.counts } }
+
+    /// Joins the groups newly wanted and leaves those no VIP wants any more. A failed join is not recorded,
+    /// so the next sync retries it; a failed leave (socket closed) is forgotten, the kernel dropped it anyway.
+    func apply(_ wanted: SolicitedNodeGroups) {
+        joined.withLock { joined in
+            let (join, leave) = wanted.changes(from: joined)
+            var result = wanted
+            for group in join {
+                do {
+                    try socket.join(multicast: group)
+                } catch {
+                    result.remove(group)
+                    logger.warning("cannot join \(group) on \(socket.interfaceName): \(error)")
+                }
+            }
+            for group in leave {
+                do {
+                    try socket.leave(multicast: group)
+                } catch {
+                    logger.debug("leaving \(group) on \(socket.interfaceName): \(error)")
+                }
+            }
+            joined = result
+        }
+    }
+
     private func receiveLoop() {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
         defer {
@@ -129,7 +221,11 @@ final class InterfaceSession: Sendable {
             do {
                 guard let count = try socket.receive(into: buffer, timeout: .milliseconds(200)) else { continue }
                 failures = 0
-                handle(UnsafeRawBufferPointer(rebasing: buffer[0..<min(count, buffer.count)]))
+                let frame = UnsafeRawBufferPointer(rebasing: buffer[0..<min(count, buffer.count)])
+                switch kind {
+                case .arp: handleRequest(frame)
+                case .ndp: handleSolicitation(frame)
+                }
             } catch {
                 // ENETDOWN while the link is down, say: keep the socket, back off a little.
                 failures += 1
@@ -139,8 +235,8 @@ final class InterfaceSession: Sendable {
         }
     }
 
-    /// The per-packet path: parse, look up, check the deadline (inside `answer`), reply.
-    private func handle(_ frame: UnsafeRawBufferPointer) {
+    /// The per-packet ARP path: parse, look up, check the deadline (inside `answer`), reply.
+    private func handleRequest(_ frame: UnsafeRawBufferPointer) {
         switch ARPCodec.parseRequest(frame) {
         case .failure(let reason):
             counters.dropped(reason)
@@ -151,6 +247,22 @@ final class InterfaceSession: Sendable {
             guard let answerMAC = table.answer(for: request.targetIP, on: index) else { return }
             send(ARPCodec.reply(to: request, from: answerMAC))
             counters.responded(request.targetIP)
+        }
+    }
+
+    /// The per-packet NDP path, the same shape: parse (RFC 4861 §7.1.1), look up with the deadline check,
+    /// advertise. Multicast solicitations (address resolution, DAD) and unicast ones to this interface's MAC
+    /// (neighbour unreachability probes) are answered; unicast to another MAC is someone else's.
+    private func handleSolicitation(_ frame: UnsafeRawBufferPointer) {
+        switch NDPCodec.parseSolicitation(frame) {
+        case .failure(let reason):
+            counters.dropped(reason)
+        case .success(let solicitation):
+            if !solicitation.ethernetDestination.isMulticast, let mac, solicitation.ethernetDestination != mac { return }
+            counters.requested(solicitation.targetIP)
+            guard let answerMAC = table.answer(for: solicitation.targetIP, on: index) else { return }
+            send(NDPCodec.advertisement(answering: solicitation, from: answerMAC))
+            counters.responded(solicitation.targetIP)
         }
     }
 }
