@@ -168,13 +168,18 @@ public final class LANLab: @unchecked Sendable {
 
     public func node(ofMAC mac: String) -> Int? { macs.first { $0.value == mac }?.key }
 
-    /// Probes from the client, in the background; `finish` collects the report.
-    public func startProbe(_ targets: [String], durationMs: Int, intervalMs: Double = 5) throws -> Process {
+    /// Probes from the client, in the background; `finish` collects the report. IPv4 targets get ARP requests
+    /// from 192.0.2.1, IPv6 targets Neighbor Solicitations from 2001:db8::1 (to their solicited-node group, or
+    /// unicast to `unicastMAC`).
+    public func startProbe(_ targets: [String], durationMs: Int, intervalMs: Double = 5,
+                           unicastMAC: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["ip", "netns", "exec", "\(prefix)c", lab, "probe", "--source-ip", "192.0.2.1",
+                         "--source-ip6", "2001:db8::1",
                          "--interval-ms", String(intervalMs), "--duration-ms", String(durationMs)]
         for target in targets { arguments += ["--target", target] }
+        if let unicastMAC { arguments += ["--unicast-mac", unicastMAC] }
         process.arguments = arguments
         let output = URL(fileURLWithPath: store + "-probe-\(UUID().uuidString).json")
         FileManager.default.createFile(atPath: output.path, contents: nil)
@@ -198,8 +203,19 @@ public final class LANLab: @unchecked Sendable {
         return try JSONDecoder().decode(ProbeReport.self, from: Data(contentsOf: url))
     }
 
-    public func probe(_ targets: [String], durationMs: Int) async throws -> ProbeReport {
-        try await finish(try startProbe(targets, durationMs: durationMs))
+    public func probe(_ targets: [String], durationMs: Int, unicastMAC: String? = nil) async throws -> ProbeReport {
+        try await finish(try startProbe(targets, durationMs: durationMs, unicastMAC: unicastMAC))
+    }
+
+    /// The link-layer multicast groups the node's eth0 is in (`ip maddr`), lower-case: where the speaker's
+    /// solicited-node memberships show up.
+    public func linkGroups(node: Int) async throws -> Set<String> {
+        let output = try await Self.shell(["ip", "-n", "\(prefix)n\(node)", "maddr", "show", "dev", "eth0"]).output
+        return Set(output.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2, fields[0].trimmingCharacters(in: .whitespaces) == "link" else { return nil }
+            return fields[1].lowercased()
+        })
     }
 
     /// Waits (bounded) until the VIP is answered by exactly one node, and returns that node.
@@ -219,16 +235,18 @@ public final class LANLab: @unchecked Sendable {
     }
 }
 
+/// The pools hold both families; services without `ipFamilies` stay IPv4 (web gets 192.0.2.100), so the
+/// IPv6 ranges change nothing for the IPv4 tests.
 public let labConfig = """
     apiVersion: metallb.io/v1beta1
     kind: IPAddressPool
     metadata: {name: lan, namespace: metallb-system}
-    spec: {addresses: [192.0.2.100-192.0.2.149]}
+    spec: {addresses: [192.0.2.100-192.0.2.149, 2001:db8::100-2001:db8::149]}
     ---
     apiVersion: metallb.io/v1beta1
     kind: IPAddressPool
     metadata: {name: dark, namespace: metallb-system}
-    spec: {addresses: [192.0.2.200-192.0.2.209], autoAssign: false}
+    spec: {addresses: [192.0.2.200-192.0.2.209, 2001:db8::200-2001:db8::209], autoAssign: false}
     ---
     apiVersion: metallb.io/v1beta1
     kind: L2Advertisement
@@ -244,4 +262,23 @@ public let labConfig = """
     kind: Service
     metadata: {name: hidden, annotations: {metallb.io/address-pool: dark}}
     spec: {type: LoadBalancer, ports: [{port: 80}]}
+    """
+
+/// IPv6 services on top of `labConfig`: `web6` (single-stack IPv6, gets 2001:db8::100), `dual` (both families,
+/// requested, kept on one node as one group), and `hidden6` in the dark pool no advertisement selects.
+public let labIPv6Services = """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: web6}
+    spec: {type: LoadBalancer, ipFamilyPolicy: SingleStack, ipFamilies: [IPv6], ports: [{port: 80}]}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: dual, annotations: {metallb.io/loadBalancerIPs: "192.0.2.120,2001:db8::120"}}
+    spec: {type: LoadBalancer, ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6], ports: [{port: 80}]}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: hidden6, annotations: {metallb.io/address-pool: dark}}
+    spec: {type: LoadBalancer, ipFamilyPolicy: SingleStack, ipFamilies: [IPv6], ports: [{port: 80}]}
     """

@@ -14,7 +14,23 @@ public struct TargetReport: Codable, Sendable {
     public struct Gratuitous: Codable, Sendable {
         public var atNs: Int64
         public var mac: String
+        /// "request" or "reply" for gratuitous ARP, "advertisement" for an unsolicited Neighbor Advertisement.
         public var operation: String
+        /// Advertisements only: the R/S/O flags as letters ("O" for an unsolicited override).
+        public var flags: String?
+        /// Advertisements only: the target link-layer address option, if any.
+        public var targetLinkLayerAddress: String?
+    }
+
+    /// What one MAC's solicited advertisements said (IPv6 targets), each value with how often it was seen:
+    /// lets a test check the fields, not only who answered.
+    public struct Advertisements: Codable, Sendable {
+        /// Flag sets as letters: "SO" is solicited + override.
+        public var flags: [String: Int] = [:]
+        /// Target link-layer address options ("none" when absent).
+        public var targetLinkLayerAddresses: [String: Int] = [:]
+        /// IPv6 destinations.
+        public var destinations: [String: Int] = [:]
     }
 
     public var requests = 0
@@ -32,6 +48,8 @@ public struct TargetReport: Codable, Sendable {
     public var rttP99Ns: Int64?
     /// Request to reply as the client program sees it (like arping): includes the client's wakeup.
     public var applicationRTTMedianNs: Int64?
+    /// IPv6 targets only: the solicited advertisements' fields, per answering MAC (nil for IPv4).
+    public var advertisements: [String: Advertisements]?
 }
 
 public struct ProbeReport: Codable, Sendable {
@@ -54,9 +72,23 @@ public struct SentRequest: Sendable {
     }
 }
 
-/// One ARP frame the capture saw.
+/// One ARP frame or Neighbor Advertisement the capture saw (an advertisement's sender IP is its target).
 public struct CapturedARP: Sendable {
-    public enum Kind: Sendable { case reply, gratuitousRequest, gratuitousReply }
+    public enum Kind: Sendable { case reply, gratuitousRequest, gratuitousReply, unsolicitedAdvertisement }
+
+    /// The fields of a Neighbor Advertisement that ARP has no counterpart for.
+    public struct AdvertisementFields: Sendable {
+        public var flags: String
+        public var targetLinkLayerAddress: String?
+        public var destinationIP: String
+
+        public init(flags: String, targetLinkLayerAddress: String?, destinationIP: String) {
+            self.flags = flags
+            self.targetLinkLayerAddress = targetLinkLayerAddress
+            self.destinationIP = destinationIP
+        }
+    }
+
     public var kind: Kind
     public var senderIP: String
     public var senderMAC: String
@@ -64,13 +96,17 @@ public struct CapturedARP: Sendable {
     public var realtimeNs: Int64
     /// When the capture handed it to the program, CLOCK_MONOTONIC.
     public var deliveredNs: Int64
+    /// Nil for ARP.
+    public var advertisement: AdvertisementFields?
 
-    public init(kind: Kind, senderIP: String, senderMAC: String, realtimeNs: Int64, deliveredNs: Int64) {
+    public init(kind: Kind, senderIP: String, senderMAC: String, realtimeNs: Int64, deliveredNs: Int64,
+                advertisement: AdvertisementFields? = nil) {
         self.kind = kind
         self.senderIP = senderIP
         self.senderMAC = senderMAC
         self.realtimeNs = realtimeNs
         self.deliveredNs = deliveredNs
+        self.advertisement = advertisement
     }
 }
 
@@ -91,6 +127,13 @@ public enum ProbeAnalysis {
             for reply in replies {
                 let mono = reply.realtimeNs - monotonicOffsetNs
                 report.replies[reply.senderMAC, default: 0] += 1
+                if let fields = reply.advertisement {
+                    var all = report.advertisements ?? [:]
+                    all[reply.senderMAC, default: TargetReport.Advertisements()].flags[fields.flags, default: 0] += 1
+                    all[reply.senderMAC]?.targetLinkLayerAddresses[fields.targetLinkLayerAddress ?? "none", default: 0] += 1
+                    all[reply.senderMAC]?.destinations[fields.destinationIP, default: 0] += 1
+                    report.advertisements = all
+                }
                 report.firstReplyNs[reply.senderMAC] = min(report.firstReplyNs[reply.senderMAC] ?? .max, mono)
                 report.lastReplyNs[reply.senderMAC] = max(report.lastReplyNs[reply.senderMAC] ?? .min, mono)
                 // The last request sent at or before the reply.
@@ -120,7 +163,8 @@ public enum ProbeAnalysis {
             }
             report.gratuitous = captured.filter { $0.kind != .reply && $0.senderIP == target }.map {
                 TargetReport.Gratuitous(atNs: $0.realtimeNs - monotonicOffsetNs, mac: $0.senderMAC,
-                                        operation: $0.kind == .gratuitousRequest ? "request" : "reply")
+                                        operation: Self.operation($0.kind), flags: $0.advertisement?.flags,
+                                        targetLinkLayerAddress: $0.advertisement?.targetLinkLayerAddress)
             }
             rtts.sort()
             applicationRTTs.sort()
@@ -132,5 +176,13 @@ public enum ProbeAnalysis {
             targets[target] = report
         }
         return ProbeReport(startNs: startNs, endNs: endNs, intervalNs: intervalNs, targets: targets)
+    }
+
+    static func operation(_ kind: CapturedARP.Kind) -> String {
+        switch kind {
+        case .gratuitousRequest: "request"
+        case .gratuitousReply, .reply: "reply"
+        case .unsolicitedAdvertisement: "advertisement"
+        }
     }
 }

@@ -17,8 +17,8 @@ struct ProbeError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// A libpcap capture of every ARP frame on one interface, with kernel timestamps in nanoseconds,
-/// read on its own thread.
+/// A libpcap capture of every ARP frame (and, when IPv6 targets are probed, every Neighbor Advertisement)
+/// on one interface, with kernel timestamps in nanoseconds, read on its own thread.
 final class ARPCapture: @unchecked Sendable {
     private let handle: OpaquePointer
     private let ownMAC: MACAddress
@@ -26,7 +26,12 @@ final class ARPCapture: @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
 
-    init(interface: String, ownMAC: MACAddress) throws {
+    /// "arp" alone when only IPv4 is probed, so the ARP probe captures exactly what it always did.
+    static func filter(neighborAdvertisements: Bool) -> String {
+        neighborAdvertisements ? "arp or (icmp6 and ip6[40] = 136)" : "arp"
+    }
+
+    init(interface: String, ownMAC: MACAddress, filter: String = "arp") throws {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let handle = pcap_create(interface, &errorBuffer) else {
             let message = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -45,7 +50,7 @@ final class ARPCapture: @unchecked Sendable {
             throw ProbeError(description: "pcap_activate \(interface): \(message)")
         }
         var program = bpf_program()
-        guard pcap_compile(handle, &program, "arp", 1, PCAP_NETMASK_UNKNOWN) == 0, pcap_setfilter(handle, &program) == 0 else {
+        guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0, pcap_setfilter(handle, &program) == 0 else {
             let message = String(cString: pcap_geterr(handle))
             pcap_close(handle)
             throw ProbeError(description: "pcap filter on \(interface): \(message)")
@@ -85,7 +90,31 @@ final class ARPCapture: @unchecked Sendable {
             frames.withLock { $0.append(CapturedARP(kind: .gratuitousRequest, senderIP: request.senderIP.description,
                                                      senderMAC: request.senderMAC.description, realtimeNs: realtimeNs,
                                                      deliveredNs: deliveredNs)) }
+        } else if case .success(let advertisement) = NDPCodec.parseAdvertisement(frame),
+                  advertisement.ethernetSource != ownMAC {
+            // A solicited NA to this client answers one of our solicitations, like an ARP reply; an unsolicited
+            // one to a group is the IPv6 gratuitous ARP. Solicited NAs to other hosts are theirs.
+            let kind: CapturedARP.Kind
+            if advertisement.flags.contains(.solicited) {
+                guard advertisement.ethernetDestination == ownMAC else { return }
+                kind = .reply
+            } else {
+                guard advertisement.ethernetDestination.isMulticast else { return }
+                kind = .unsolicitedAdvertisement
+            }
+            frames.withLock { $0.append(CapturedARP(
+                kind: kind, senderIP: advertisement.targetIP.description,
+                senderMAC: advertisement.ethernetSource.description, realtimeNs: realtimeNs, deliveredNs: deliveredNs,
+                advertisement: CapturedARP.AdvertisementFields(
+                    flags: Self.letters(advertisement.flags),
+                    targetLinkLayerAddress: advertisement.targetLinkLayerAddress?.description,
+                    destinationIP: advertisement.destinationIP.description))) }
         }
+    }
+
+    /// R, S and O as letters, in that order ("SO" for a solicited override).
+    static func letters(_ flags: NeighborAdvertisement.Flags) -> String {
+        (flags.contains(.router) ? "R" : "") + (flags.contains(.solicited) ? "S" : "") + (flags.contains(.override) ? "O" : "")
     }
 
     func stop() -> [CapturedARP] {
@@ -97,10 +126,15 @@ final class ARPCapture: @unchecked Sendable {
     }
 }
 
-/// Sends ARP requests for the targets every interval while capturing every answer.
+/// Sends ARP requests (IPv4 targets) and Neighbor Solicitations (IPv6 targets) for the targets every interval
+/// while capturing every answer.
 enum ARPProbe {
-    static func run(interface name: String, sourceIP: IPAddress, targets: [IPAddress], interval: Duration,
-                    duration: Duration) throws -> ProbeReport {
+    /// - Parameters:
+    ///   - sourceIP6: the IPv6 source of the solicitations (required when a target is IPv6).
+    ///   - unicastMAC: send the solicitations to this MAC and the target address itself, as a neighbour
+    ///     unreachability probe does, instead of to the target's solicited-node group. ARP is unaffected.
+    static func run(interface name: String, sourceIP: IPAddress?, sourceIP6: IPAddress? = nil, targets: [IPAddress],
+                    unicastMAC: MACAddress? = nil, interval: Duration, duration: Duration) throws -> ProbeReport {
         let monitor = try LinkMonitor()
         defer { monitor.stop() }
         guard let link = monitor.link(named: name), let mac = link.mac else {
@@ -110,10 +144,21 @@ enum ARPProbe {
         let socket = try PacketSocket(interfaceIndex: link.index, interfaceName: name, protocol: .arp,
                                       filter: try PacketFilter(expression: "arp and arp[6:2] = 99"))
         defer { socket.close() }
-        let capture = try ARPCapture(interface: name, ownMAC: mac)
+        let hasIPv6 = targets.contains { $0.family == .ipv6 }
+        let capture = try ARPCapture(interface: name, ownMAC: mac, filter: ARPCapture.filter(neighborAdvertisements: hasIPv6))
         capture.start()
         Thread.sleep(forTimeInterval: 0.05)  // let the capture settle before the first request
-        let frames = targets.map { ARPCodec.request(for: $0, from: mac, ip: sourceIP) }
+        let frames = try targets.map { target -> [UInt8] in
+            switch target.family {
+            case .ipv4:
+                guard let sourceIP else { throw ProbeError(description: "an IPv4 target needs --source-ip") }
+                return ARPCodec.request(for: target, from: mac, ip: sourceIP)
+            case .ipv6:
+                guard let sourceIP6 else { throw ProbeError(description: "an IPv6 target needs --source-ip6 or a global IPv6 address on \(name)") }
+                return NDPCodec.solicitation(for: target, from: mac, sourceIP: sourceIP6,
+                                             unicastTo: unicastMAC.map { ($0, target) })
+            }
+        }
         let offset = clockNanoseconds(CLOCK_REALTIME) - clockNanoseconds(CLOCK_MONOTONIC)
         let start = clockNanoseconds(CLOCK_MONOTONIC)
         let intervalNs = interval.nanosecondsClamped
