@@ -8,6 +8,17 @@ struct L2Benchmark: BenchmarkSection {
     /// Runs per scenario (METALVIP_BENCH_RUNS, default 10).
     let runs = Int(ProcessInfo.processInfo.environment["METALVIP_BENCH_RUNS"] ?? "") ?? 10
     let vip = "192.0.2.100"
+    /// web6 from `labIPv6Services`, applied after the IPv4 runs so those run on the config they always had.
+    let vip6 = "2001:db8::100"
+    /// Runs per IPv6 scenario: half, the IPv4 runs are the headline.
+    var runs6: Int { max(1, runs / 2) }
+    /// The release binaries: METALVIP_RELEASE_DIR, else the repository's own release build.
+    static var releaseDirectory: URL {
+        if let path = ProcessInfo.processInfo.environment["METALVIP_RELEASE_DIR"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return LANLab.repository.appendingPathComponent(".build/release")
+    }
     /// keepalived's VIP: outside MetalVIP's pool, so the two never meet.
     let vrrpVIP = "192.0.2.150"
 
@@ -79,8 +90,7 @@ struct L2Benchmark: BenchmarkSection {
     }
 
     func measure() async throws -> [Table] {
-        let release = LANLab.repository.appendingPathComponent(".build/release")
-        let lab = try await LANLab(nodes: 3, binaries: release)
+        let lab = try await LANLab(nodes: 3, binaries: Self.releaseDirectory)
         try await lab.configure(labConfig)
         try lab.startSpeakers(["--log-level", "warning"])
         let speakerOwner: (LANLab) async throws -> Int? = { try await settle($0, vip) }
@@ -113,6 +123,37 @@ struct L2Benchmark: BenchmarkSection {
         let kernelRTT = Double(rtt.targets[kernelIP]?.rttMedianNs ?? 0) / 1000
         let vipAppRTT = Double(rtt.targets[vip]?.applicationRTTMedianNs ?? 0) / 1000
         let kernelAppRTT = Double(rtt.targets[kernelIP]?.applicationRTTMedianNs ?? 0) / 1000
+
+        // IPv6: the same scenarios for web6, answered by the NDP responder; fewer runs.
+        try await lab.configure(labIPv6Services)
+        var ndpCrash = Runs(), ndpGraceful = Runs()
+        let speakerOwner6: (LANLab) async throws -> Int? = { try await settle($0, vip6) }
+        for _ in 0..<runs6 {
+            ndpCrash.add(try await measureMove(lab, vip: vip6, fault: { node in
+                let at = try await lab.signalAll(node: node, SIGKILL)
+                try await lab.cutLink(node: node)
+                return at
+            }, restore: { node in
+                try await lab.setBridgePort(node: node, up: true)
+                try lab.startSpeaker(node: node, ["--log-level", "warning"])
+            }, owner: speakerOwner6))
+        }
+        for _ in 0..<runs6 {
+            ndpGraceful.add(try await measureMove(lab, vip: vip6, fault: { node in
+                try await lab.signalAll(node: node, SIGTERM)
+            }, restore: { node in
+                try await Task.sleep(for: .milliseconds(300))
+                try lab.startSpeaker(node: node, ["--log-level", "warning"])
+            }, owner: speakerOwner6))
+        }
+        // NDP reply time: the VIP against the owner's own IPv6 address, which the kernel answers.
+        guard let owner6 = try await settle(lab, vip6) else { throw LANLab.LabError("no owner for \(vip6)") }
+        let kernelIP6 = "2001:db8::\(1 + owner6)"
+        let rtt6 = try await lab.probe([vip6, kernelIP6], durationMs: 3000)
+        let vip6RTT = Double(rtt6.targets[vip6]?.rttMedianNs ?? 0) / 1000
+        let kernel6RTT = Double(rtt6.targets[kernelIP6]?.rttMedianNs ?? 0) / 1000
+        let vip6AppRTT = Double(rtt6.targets[vip6]?.applicationRTTMedianNs ?? 0) / 1000
+        let kernel6AppRTT = Double(rtt6.targets[kernelIP6]?.applicationRTTMedianNs ?? 0) / 1000
 
         // keepalived on the same LAN: stop the speakers first (they hold nothing keepalived uses).
         for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGTERM) }
@@ -157,6 +198,8 @@ struct L2Benchmark: BenchmarkSection {
         let metalCrashMedian = median(metalCrash.gaps), metalGracefulMedian = median(metalGraceful.gaps)
         failover.add(["MetalVIP", format(metalCrashMedian), format(metalGracefulMedian),
                       "\(metalCrash.gaps.count)+\(metalGraceful.gaps.count)", "\(metalCrash.dropped) / \(metalGraceful.dropped)"])
+        failover.add(["MetalVIP, IPv6 VIP (NDP)", format(median(ndpCrash.gaps)), format(median(ndpGraceful.gaps)),
+                      "\(ndpCrash.gaps.count)+\(ndpGraceful.gaps.count)", "\(ndpCrash.dropped) / \(ndpGraceful.dropped)"])
         for label in vrrp.keys.sorted().reversed() {
             let (crash, graceful) = vrrp[label]!
             failover.add([label, format(median(crash.gaps)) + " (" + ratio(median(crash.gaps), metalCrashMedian) + ")",
@@ -169,6 +212,9 @@ struct L2Benchmark: BenchmarkSection {
             "answered twice = some request got replies from two MACs (split brain seen by the client); such runs are not in the median",
             "MetalVIP crash runs: \(metalCrash.gaps.map(format).joined(separator: ", "))",
             "MetalVIP handover runs: \(metalGraceful.gaps.map(format).joined(separator: ", "))",
+            "IPv6 row: \(vip6), gap = fault to first Neighbor Advertisement from another MAC (a solicitation every 1 ms), \(runs6) runs each",
+            "MetalVIP IPv6 crash runs: \(ndpCrash.gaps.map(format).joined(separator: ", "))",
+            "MetalVIP IPv6 handover runs: \(ndpGraceful.gaps.map(format).joined(separator: ", "))",
         ]
         var reply = Table(title: "ARP reply time (median request-to-reply, µs)",
                           columns: ["answered by", "as a client program sees it", "ratio", "responder alone (kernel timestamps)", "ratio"])
@@ -180,7 +226,16 @@ struct L2Benchmark: BenchmarkSection {
             "as a client sees it: request sent to reply delivered to the probe program (includes the client's own wakeup, as arping shows)",
             "responder alone: kernel timestamps on the client's interface; the speaker's thread wakeup is all of the difference",
         ]
-        return [failover, reply]
+        var ndpReply = Table(title: "NDP reply time (median solicitation-to-advertisement, µs)",
+                             columns: ["answered by", "as a client program sees it", "ratio", "responder alone (kernel timestamps)", "ratio"])
+        ndpReply.add(["kernel (node address \(kernelIP6))", format(kernel6AppRTT), "1.00", format(kernel6RTT), "1.00"])
+        ndpReply.add(["MetalVIP speaker (VIP \(vip6))", format(vip6AppRTT), String(format: "%.2f", vip6AppRTT / max(kernel6AppRTT, 0.001)),
+                      format(vip6RTT), String(format: "%.2f", vip6RTT / max(kernel6RTT, 0.001))])
+        ndpReply.notes = [
+            "goal: within 2x of the kernel",
+            "multicast solicitations to each address's solicited-node group from 2001:db8::1, every 5 ms; same veth, same run",
+        ]
+        return [failover, reply, ndpReply]
     }
 
     func median(_ values: [Double]) -> Double? {
