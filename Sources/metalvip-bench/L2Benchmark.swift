@@ -89,71 +89,57 @@ struct L2Benchmark: BenchmarkSection {
         return try await lab.waitForOwner(vip)
     }
 
+    /// Crash failover and graceful handover of the speakers for one VIP, `count` runs each.
+    func speakerScenarios(_ lab: LANLab, vip: String, count: Int) async throws -> (crash: Runs, graceful: Runs) {
+        let owner: (LANLab) async throws -> Int? = { try await settle($0, vip) }
+        var crash = Runs(), graceful = Runs()
+        for _ in 0..<count {
+            crash.add(try await measureMove(lab, vip: vip, fault: { node in
+                let at = try await lab.signalAll(node: node, SIGKILL)
+                try await lab.cutLink(node: node)
+                return at
+            }, restore: { node in
+                try await lab.setBridgePort(node: node, up: true)
+                try lab.startSpeaker(node: node, ["--log-level", "warning"])
+            }, owner: owner))
+        }
+        for _ in 0..<count {
+            graceful.add(try await measureMove(lab, vip: vip, fault: { node in
+                try await lab.signalAll(node: node, SIGTERM)
+            }, restore: { node in
+                try await Task.sleep(for: .milliseconds(300))
+                try lab.startSpeaker(node: node, ["--log-level", "warning"])
+            }, owner: owner))
+        }
+        return (crash, graceful)
+    }
+
+    /// Median reply times (µs) for the VIP and for the owner's own address, which the kernel answers:
+    /// responder alone (kernel timestamps) and as the client program sees it; plus the kernel's address.
+    func replyTimes(_ lab: LANLab, vip: String, kernelAddress: (Int) -> String) async throws
+        -> (vip: Double, kernel: Double, vipApplication: Double, kernelApplication: Double, kernelIP: String) {
+        guard let owner = try await settle(lab, vip) else { throw LANLab.LabError("no owner for \(vip)") }
+        let kernelIP = kernelAddress(owner)
+        let report = try await lab.probe([vip, kernelIP], durationMs: 3000)
+        func micro(_ nanoseconds: Int64?) -> Double { Double(nanoseconds ?? 0) / 1000 }
+        return (micro(report.targets[vip]?.rttMedianNs), micro(report.targets[kernelIP]?.rttMedianNs),
+                micro(report.targets[vip]?.applicationRTTMedianNs), micro(report.targets[kernelIP]?.applicationRTTMedianNs),
+                kernelIP)
+    }
+
     func measure() async throws -> [Table] {
         let lab = try await LANLab(nodes: 3, binaries: Self.releaseDirectory)
         try await lab.configure(labConfig)
         try lab.startSpeakers(["--log-level", "warning"])
-        let speakerOwner: (LANLab) async throws -> Int? = { try await settle($0, vip) }
-
-        var metalCrash = Runs(), metalGraceful = Runs()
-        for _ in 0..<runs {
-            metalCrash.add(try await measureMove(lab, vip: vip, fault: { node in
-                let at = try await lab.signalAll(node: node, SIGKILL)
-                try await lab.cutLink(node: node)
-                return at
-            }, restore: { node in
-                try await lab.setBridgePort(node: node, up: true)
-                try lab.startSpeaker(node: node, ["--log-level", "warning"])
-            }, owner: speakerOwner))
-        }
-        for _ in 0..<runs {
-            metalGraceful.add(try await measureMove(lab, vip: vip, fault: { node in
-                try await lab.signalAll(node: node, SIGTERM)
-            }, restore: { node in
-                try await Task.sleep(for: .milliseconds(300))
-                try lab.startSpeaker(node: node, ["--log-level", "warning"])
-            }, owner: speakerOwner))
-        }
-
+        let (metalCrash, metalGraceful) = try await speakerScenarios(lab, vip: vip, count: runs)
         // ARP reply time: the VIP (user space) against the owner's own address (the kernel), same veth, same run.
-        guard let owner = try await settle(lab, vip) else { throw LANLab.LabError("no owner for \(vip)") }
-        let kernelIP = "192.0.2.\(1 + owner)"
-        let rtt = try await lab.probe([vip, kernelIP], durationMs: 3000)
-        let vipRTT = Double(rtt.targets[vip]?.rttMedianNs ?? 0) / 1000
-        let kernelRTT = Double(rtt.targets[kernelIP]?.rttMedianNs ?? 0) / 1000
-        let vipAppRTT = Double(rtt.targets[vip]?.applicationRTTMedianNs ?? 0) / 1000
-        let kernelAppRTT = Double(rtt.targets[kernelIP]?.applicationRTTMedianNs ?? 0) / 1000
+        let (vipRTT, kernelRTT, vipAppRTT, kernelAppRTT, kernelIP) = try await replyTimes(lab, vip: vip) { "192.0.2.\(1 + $0)" }
 
         // IPv6: the same scenarios for web6, answered by the NDP responder; fewer runs.
         try await lab.configure(labIPv6Services)
-        var ndpCrash = Runs(), ndpGraceful = Runs()
-        let speakerOwner6: (LANLab) async throws -> Int? = { try await settle($0, vip6) }
-        for _ in 0..<runs6 {
-            ndpCrash.add(try await measureMove(lab, vip: vip6, fault: { node in
-                let at = try await lab.signalAll(node: node, SIGKILL)
-                try await lab.cutLink(node: node)
-                return at
-            }, restore: { node in
-                try await lab.setBridgePort(node: node, up: true)
-                try lab.startSpeaker(node: node, ["--log-level", "warning"])
-            }, owner: speakerOwner6))
-        }
-        for _ in 0..<runs6 {
-            ndpGraceful.add(try await measureMove(lab, vip: vip6, fault: { node in
-                try await lab.signalAll(node: node, SIGTERM)
-            }, restore: { node in
-                try await Task.sleep(for: .milliseconds(300))
-                try lab.startSpeaker(node: node, ["--log-level", "warning"])
-            }, owner: speakerOwner6))
-        }
+        let (ndpCrash, ndpGraceful) = try await speakerScenarios(lab, vip: vip6, count: runs6)
         // NDP reply time: the VIP against the owner's own IPv6 address, which the kernel answers.
-        guard let owner6 = try await settle(lab, vip6) else { throw LANLab.LabError("no owner for \(vip6)") }
-        let kernelIP6 = "2001:db8::\(1 + owner6)"
-        let rtt6 = try await lab.probe([vip6, kernelIP6], durationMs: 3000)
-        let vip6RTT = Double(rtt6.targets[vip6]?.rttMedianNs ?? 0) / 1000
-        let kernel6RTT = Double(rtt6.targets[kernelIP6]?.rttMedianNs ?? 0) / 1000
-        let vip6AppRTT = Double(rtt6.targets[vip6]?.applicationRTTMedianNs ?? 0) / 1000
-        let kernel6AppRTT = Double(rtt6.targets[kernelIP6]?.applicationRTTMedianNs ?? 0) / 1000
+        let (vip6RTT, kernel6RTT, vip6AppRTT, kernel6AppRTT, kernelIP6) = try await replyTimes(lab, vip: vip6) { "2001:db8::\(1 + $0)" }
 
         // keepalived on the same LAN: stop the speakers first (they hold nothing keepalived uses).
         for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGTERM) }
