@@ -203,6 +203,23 @@ public final class LANLab: @unchecked Sendable {
         return try JSONDecoder().decode(ProbeReport.self, from: Data(contentsOf: url))
     }
 
+    /// Probes `targets` for `durationMs`, doing `fault` `faultAfterMs` in: the report, and the monotonic time
+    /// just before the fault, which the moves it caused are measured from.
+    public func probe(_ targets: [String], durationMs: Int, faultAfterMs: Int = 800,
+                      fault: () async throws -> Void) async throws -> (report: ProbeReport, faultAt: Int64) {
+        let probe = try startProbe(targets, durationMs: durationMs)
+        try await Task.sleep(for: .milliseconds(faultAfterMs))
+        let at = monotonicNanoseconds()
+        try await fault()
+        return (try await finish(probe), at)
+    }
+
+    /// A crash as a dead machine looks from the LAN: the speaker killed with -9 and its link cut.
+    public func crash(node: Int) async throws {
+        signal(node: node, SIGKILL)
+        try await cutLink(node: node)
+    }
+
     public func probe(_ targets: [String], durationMs: Int, unicastMAC: String? = nil) async throws -> ProbeReport {
         try await finish(try startProbe(targets, durationMs: durationMs, unicastMAC: unicastMAC))
     }

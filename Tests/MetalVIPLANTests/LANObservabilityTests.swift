@@ -40,8 +40,7 @@ import VIPLabHarness
         #expect(PrometheusText.value(pools, "metallb_allocator_ipv4_addresses_in_use_total", ["pool": "dark"]) == 1)
 
         // Crash the owner: the taker counts the transition and the failover it saw.
-        try await lab.signalAll(node: owner, SIGKILL)
-        try await lab.cutLink(node: owner)
+        try await lab.crash(node: owner)
         var taker: Int?
         for _ in 0..<50 where taker == nil || taker == owner {
             taker = try await lab.waitForOwner(vip, timeout: .seconds(2))

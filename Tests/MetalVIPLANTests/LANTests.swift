@@ -16,21 +16,10 @@ import VIPLabHarness
         return (lab, owner)
     }
 
-    func check(_ target: TargetReport?, _ lab: LANLab) throws -> TargetReport {
-        let target = try #require(target)
-        #expect(target.doubleAnswers == 0, "two MACs answered one request \(target.doubleAnswers) times")
-        #expect(target.replies.keys.allSatisfy { lab.node(ofMAC: $0) != nil }, "only speakers' MACs answer")
-        return target
-    }
-
     @Test func crashFailoverAfterKillNineAndLinkCut() async throws {
         let (lab, owner) = try await ready()
-        let probe = try lab.startProbe([vip], durationMs: 3000)
-        try await Task.sleep(for: .milliseconds(800))
-        let killedAt = monotonicNanoseconds()
-        lab.signal(node: owner, SIGKILL)
-        try await lab.cutLink(node: owner)
-        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let (report, killedAt) = try await lab.probe([vip], durationMs: 3000) { try await lab.crash(node: owner) }
+        let target = try checked(report.targets[vip], lab)
         let transition = try #require(target.transitions.first, "the VIP never moved")
         #expect(target.transitions.count == 1)
         #expect(lab.node(ofMAC: transition.from) == owner)
@@ -44,11 +33,8 @@ import VIPLabHarness
 
     @Test func gracefulHandoverOnSIGTERM() async throws {
         let (lab, owner) = try await ready()
-        let probe = try lab.startProbe([vip], durationMs: 2500)
-        try await Task.sleep(for: .milliseconds(800))
-        let stoppedAt = monotonicNanoseconds()
-        lab.signal(node: owner, SIGTERM)
-        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let (report, stoppedAt) = try await lab.probe([vip], durationMs: 2500) { lab.signal(node: owner, SIGTERM) }
+        let target = try checked(report.targets[vip], lab)
         let transition = try #require(target.transitions.first, "the VIP never moved")
         #expect(target.transitions.count == 1)
         #expect(transition.atNs - stoppedAt < 1_000_000_000, "handover well before the lease could expire")
@@ -60,13 +46,12 @@ import VIPLabHarness
 
     @Test func aPausedOwnerIsSilentAfterItsDeadlineAndAfterSIGCONT() async throws {
         let (lab, owner) = try await ready()
-        let probe = try lab.startProbe([vip], durationMs: 4000)
-        try await Task.sleep(for: .milliseconds(700))
-        lab.signal(node: owner, SIGSTOP)
-        let stoppedAt = monotonicNanoseconds()
-        try await Task.sleep(for: .milliseconds(1500))
-        lab.signal(node: owner, SIGCONT)
-        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let (report, stoppedAt) = try await lab.probe([vip], durationMs: 4000, faultAfterMs: 700) {
+            lab.signal(node: owner, SIGSTOP)
+            try await Task.sleep(for: .milliseconds(1500))
+            lab.signal(node: owner, SIGCONT)
+        }
+        let target = try checked(report.targets[vip], lab)
         let first = try #require(target.transitions.first, "the VIP never moved off the paused node")
         #expect(lab.node(ofMAC: first.from) == owner && lab.node(ofMAC: first.to) != owner)
         #expect(first.atNs - stoppedAt < 1_500_000_000)
@@ -77,11 +62,10 @@ import VIPLabHarness
 
     @Test func theVIPMovesWhenTheOwnersInterfaceGoesDown() async throws {
         let (lab, owner) = try await ready()
-        let probe = try lab.startProbe([vip], durationMs: 2500)
-        try await Task.sleep(for: .milliseconds(700))
-        let downAt = monotonicNanoseconds()
-        try await lab.setInterface(node: owner, up: false)
-        let target = try check(try await lab.finish(probe).targets[vip], lab)
+        let (report, downAt) = try await lab.probe([vip], durationMs: 2500, faultAfterMs: 700) {
+            try await lab.setInterface(node: owner, up: false)
+        }
+        let target = try checked(report.targets[vip], lab)
         let transition = try #require(target.transitions.first, "the VIP never moved")
         #expect(lab.node(ofMAC: transition.to) != owner)
         #expect(transition.atNs - downAt < 1_000_000_000, "released at once on the netlink event")
@@ -111,7 +95,7 @@ import VIPLabHarness
         let report = try await lab.probe(vips, durationMs: 600)
         var owners: Set<Int> = []
         for vip in vips {
-            let target = try check(report.targets[vip], lab)
+            let target = try checked(report.targets[vip], lab)
             #expect(target.replies.count == 1, "\(vip): \(target.replies)")
             if let mac = target.replies.keys.first, let node = lab.node(ofMAC: mac) { owners.insert(node) }
         }
@@ -127,7 +111,7 @@ import VIPLabHarness
             #expect(lab.process("n\(node)")?.isRunning == true, "speaker n\(node) survived")
         }
         let report = try await lab.probe([vip, "192.0.2.149"], durationMs: 500)
-        let target = try check(report.targets[vip], lab)
+        let target = try checked(report.targets[vip], lab)
         #expect(target.replies.count == 1 && lab.node(ofMAC: target.replies.keys.first!) == owner, "same owner as before")
         #expect(report.targets["192.0.2.149"]?.replies.isEmpty == true)
     }
