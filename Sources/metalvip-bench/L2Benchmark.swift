@@ -114,17 +114,37 @@ struct L2Benchmark: BenchmarkSection {
         return (crash, graceful)
     }
 
-    /// Median reply times (µs) for the VIP and for the owner's own address, which the kernel answers:
-    /// responder alone (kernel timestamps) and as the client program sees it; plus the kernel's address.
-    func replyTimes(_ lab: LANLab, vip: String, kernelAddress: (Int) -> String) async throws
-        -> (vip: Double, kernel: Double, vipApplication: Double, kernelApplication: Double, kernelIP: String) {
+    /// Median reply times (µs) of a VIP and of its owner's own address, which the kernel answers.
+    struct ReplyTimes {
+        var vip: String
+        var kernelIP: String
+        /// Responder alone, by kernel timestamps.
+        var vipRTT: Double, kernelRTT: Double
+        /// As the client program sees it.
+        var vipApplication: Double, kernelApplication: Double
+    }
+
+    func replyTimes(_ lab: LANLab, vip: String, kernelAddress: (Int) -> String) async throws -> ReplyTimes {
         guard let owner = try await settle(lab, vip) else { throw LANLab.LabError("no owner for \(vip)") }
         let kernelIP = kernelAddress(owner)
         let report = try await lab.probe([vip, kernelIP], durationMs: 3000)
         func micro(_ nanoseconds: Int64?) -> Double { Double(nanoseconds ?? 0) / 1000 }
-        return (micro(report.targets[vip]?.rttMedianNs), micro(report.targets[kernelIP]?.rttMedianNs),
-                micro(report.targets[vip]?.applicationRTTMedianNs), micro(report.targets[kernelIP]?.applicationRTTMedianNs),
-                kernelIP)
+        return ReplyTimes(vip: vip, kernelIP: kernelIP,
+                          vipRTT: micro(report.targets[vip]?.rttMedianNs), kernelRTT: micro(report.targets[kernelIP]?.rttMedianNs),
+                          vipApplication: micro(report.targets[vip]?.applicationRTTMedianNs),
+                          kernelApplication: micro(report.targets[kernelIP]?.applicationRTTMedianNs))
+    }
+
+    /// The speaker's reply time next to the kernel's, both ways of measuring, as ratios.
+    func replyTable(_ title: String, _ times: ReplyTimes, notes: [String]) -> Table {
+        var table = Table(title: title, columns: ["answered by", "as a client program sees it", "ratio",
+                                                  "responder alone (kernel timestamps)", "ratio"])
+        table.add(["kernel (node address \(times.kernelIP))", format(times.kernelApplication), "1.00", format(times.kernelRTT), "1.00"])
+        table.add(["MetalVIP speaker (VIP \(times.vip))",
+                   format(times.vipApplication), String(format: "%.2f", times.vipApplication / max(times.kernelApplication, 0.001)),
+                   format(times.vipRTT), String(format: "%.2f", times.vipRTT / max(times.kernelRTT, 0.001))])
+        table.notes = ["goal: within 2x of the kernel"] + notes
+        return table
     }
 
     func measure() async throws -> [Table] {
@@ -133,13 +153,13 @@ struct L2Benchmark: BenchmarkSection {
         try lab.startSpeakers(["--log-level", "warning"])
         let (metalCrash, metalGraceful) = try await speakerScenarios(lab, vip: vip, count: runs)
         // ARP reply time: the VIP (user space) against the owner's own address (the kernel), same veth, same run.
-        let (vipRTT, kernelRTT, vipAppRTT, kernelAppRTT, kernelIP) = try await replyTimes(lab, vip: vip) { "192.0.2.\(1 + $0)" }
+        let arpTimes = try await replyTimes(lab, vip: vip) { "192.0.2.\(1 + $0)" }
 
         // IPv6: the same scenarios for web6, answered by the NDP responder; fewer runs.
         try await lab.configure(labIPv6Services)
         let (ndpCrash, ndpGraceful) = try await speakerScenarios(lab, vip: vip6, count: runs6)
         // NDP reply time: the VIP against the owner's own IPv6 address, which the kernel answers.
-        let (vip6RTT, kernel6RTT, vip6AppRTT, kernel6AppRTT, kernelIP6) = try await replyTimes(lab, vip: vip6) { "2001:db8::\(1 + $0)" }
+        let ndpTimes = try await replyTimes(lab, vip: vip6) { "2001:db8::\(1 + $0)" }
 
         // keepalived on the same LAN: stop the speakers first (they hold nothing keepalived uses).
         for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGTERM) }
@@ -202,25 +222,13 @@ struct L2Benchmark: BenchmarkSection {
             "MetalVIP IPv6 crash runs: \(ndpCrash.gaps.map(format).joined(separator: ", "))",
             "MetalVIP IPv6 handover runs: \(ndpGraceful.gaps.map(format).joined(separator: ", "))",
         ]
-        var reply = Table(title: "ARP reply time (median request-to-reply, µs)",
-                          columns: ["answered by", "as a client program sees it", "ratio", "responder alone (kernel timestamps)", "ratio"])
-        reply.add(["kernel (node address \(kernelIP))", format(kernelAppRTT), "1.00", format(kernelRTT), "1.00"])
-        reply.add(["MetalVIP speaker (VIP \(vip))", format(vipAppRTT), String(format: "%.2f", vipAppRTT / max(kernelAppRTT, 0.001)),
-                   format(vipRTT), String(format: "%.2f", vipRTT / max(kernelRTT, 0.001))])
-        reply.notes = [
-            "goal: within 2x of the kernel",
+        let reply = replyTable("ARP reply time (median request-to-reply, µs)", arpTimes, notes: [
             "as a client sees it: request sent to reply delivered to the probe program (includes the client's own wakeup, as arping shows)",
             "responder alone: kernel timestamps on the client's interface; the speaker's thread wakeup is all of the difference",
-        ]
-        var ndpReply = Table(title: "NDP reply time (median solicitation-to-advertisement, µs)",
-                             columns: ["answered by", "as a client program sees it", "ratio", "responder alone (kernel timestamps)", "ratio"])
-        ndpReply.add(["kernel (node address \(kernelIP6))", format(kernel6AppRTT), "1.00", format(kernel6RTT), "1.00"])
-        ndpReply.add(["MetalVIP speaker (VIP \(vip6))", format(vip6AppRTT), String(format: "%.2f", vip6AppRTT / max(kernel6AppRTT, 0.001)),
-                      format(vip6RTT), String(format: "%.2f", vip6RTT / max(kernel6RTT, 0.001))])
-        ndpReply.notes = [
-            "goal: within 2x of the kernel",
+        ])
+        let ndpReply = replyTable("NDP reply time (median solicitation-to-advertisement, µs)", ndpTimes, notes: [
             "multicast solicitations to each address's solicited-node group from 2001:db8::1, every 5 ms; same veth, same run",
-        ]
+        ])
         return [failover, reply, ndpReply]
     }
 
