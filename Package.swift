@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Addresses, ranges and the Kubernetes/MetalLB resource types.
@@ -52,6 +54,16 @@ let package = Package(
         .target(name: "VIPLink", dependencies: ["VIPModel", "CLinuxShim", "CPcap", "CNetlink"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
         .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
+        // The distributed backend: etcd v3 through its JSON gateway (async-http-client), with watch resume.
+        .target(name: "VIPEtcdStore", dependencies: [
+            "VIPStore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Metrics (swift-metrics exported by swift-prometheus), the HTTP status endpoints (swift-nio),
         // line-oriented logs, and the store decorator that times every operation.
         .target(name: "VIPObservability", dependencies: [
@@ -75,7 +87,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "metalvip", dependencies: [
-            "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
+            "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPEtcdStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
             "VIPObservability", "VIPAllocation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -103,7 +115,11 @@ let package = Package(
             "VIPSpeaker", "VIPAnnounce", "VIPController", "VIPClient", "VIPFileStore", "VIPLink", "VIPModel", "VIPStore", "VIPLease",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore"]),
+        // The behaviour every store backend must show, run by each backend's tests.
+        .target(name: "VIPStoreConformance", dependencies: ["VIPStore"], path: "Tests/VIPStoreConformance"),
+        .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore", "VIPStoreConformance"]),
+        // As root: real etcd members (loopback and namespaces) started by the tests themselves.
+        .testTarget(name: "VIPEtcdStoreTests", dependencies: ["VIPEtcdStore", "VIPStore", "VIPStoreConformance", "VIPLabHarness"]),
         .testTarget(name: "VIPControllerTests", dependencies: [
             "VIPController", "VIPClient", "VIPFileStore", "VIPLease", "VIPModel", "VIPStore",
             .product(name: "Logging", package: "swift-log"),

@@ -112,21 +112,25 @@ public final class Controller: Sendable {
         }
     }
 
+    /// Any change under `prefix` triggers a reconcile (which reads everything afresh), so a compaction
+    /// only needs the current revision to watch from. Retries back off while the store is away.
     private func watchLoop(prefix: String, trigger: AsyncStream<Void>.Continuation) async {
         var after: Revision = (try? await store.list(prefix: prefix).revision) ?? 0
+        var backoff = Backoff(first: .milliseconds(100))
         while !Task.isCancelled {
             do {
                 for try await event in store.watch(prefix: prefix, after: after) {
                     after = max(after, event.revision)
+                    backoff.reset()
                     trigger.yield()
                 }
             } catch StoreError.compacted {
                 after = (try? await store.list(prefix: prefix).revision) ?? after
                 trigger.yield()
             } catch {
-                logger.warning("watch on \(prefix) failed: \(error); retrying")
+                if !backoff.isRetrying { logger.warning("watch on \(prefix) failed: \(error); retrying with backoff") }
             }
-            try? await Task.sleep(for: .milliseconds(500))
+            try? await Task.sleep(for: backoff.next())
         }
     }
 

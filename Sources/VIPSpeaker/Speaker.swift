@@ -52,6 +52,8 @@ public actor Speaker {
     private var local: [String: LinkInfo] = [:]
     private var trigger: AsyncStream<Void>.Continuation?
     private var myLeaseRevision: Revision?
+    /// When renewals started failing, for one warning per outage instead of one per attempt.
+    private var renewFailingSince: MonotonicInstant?
 
     public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,
                 table: AnswerTable = AnswerTable(), logger: Logger) {
@@ -157,21 +159,36 @@ public actor Speaker {
             } else if first || snapshot == nil {
                 poke()
             }
+            if let since = renewFailingSince {
+                renewFailingSince = nil
+                logger.info("node lease renewed again after \((now - since).milliseconds) ms of failed renewals")
+            }
         } catch {
             Counter(label: "metalvip_lease_renew_failures_total", dimensions: [("component", "speaker")]).increment()
-            logger.warning("node lease renewal failed: \(error)")
+            if renewFailingSince == nil {
+                renewFailingSince = startedAt
+                // The trade-off, said once per outage: silence is what keeps two nodes from answering for one VIP.
+                logger.warning("node lease renewal failed: \(error); this node stops answering at its lease deadline and stays silent until the store is back, so that no two nodes ever answer for one VIP")
+            } else {
+                logger.debug("node lease renewal failed again: \(error)")
+            }
         }
     }
 
     // MARK: watching
 
+    /// List, then watch from the listing's revision; re-list when the store compacted past it. While the
+    /// store is unreachable the last view stands (the lease fence keeps answers safe) and retries back off.
     private func watchLoop(_ prefix: String) async {
         var after: Revision = 0
         var first = true
+        var backoff = Backoff(first: .milliseconds(100))
         while !Task.isCancelled {
             do {
                 if first || after == 0 {
                     let listing = try await store.list(prefix: prefix)
+                    if backoff.isRetrying { logger.info("watch on \(prefix) recovered; re-listed at revision \(listing.revision)") }
+                    backoff.reset()
                     absorb(listing: listing, prefix: prefix)
                     after = listing.revision
                     first = false
@@ -182,11 +199,12 @@ public actor Speaker {
                 }
             } catch StoreError.compacted {
                 first = true
+                continue
             } catch {
-                logger.warning("watch on \(prefix) failed: \(error); retrying")
+                if !backoff.isRetrying { logger.warning("watch on \(prefix) failed: \(error); keeping the last view, retrying with backoff") }
                 first = true
             }
-            try? await Task.sleep(for: .milliseconds(100))
+            try? await Task.sleep(for: backoff.next())
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import VIPStore
+import VIPStoreConformance
 @testable import VIPFileStore
 
 /// Behaviour specific to the file backend: layout, concurrency between instances, damaged files, recovery.

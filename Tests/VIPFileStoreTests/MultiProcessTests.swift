@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VIPStore
+import VIPStoreConformance
 @testable import VIPFileStore
 
 /// Real separate processes on one directory: the test binary re-executes itself with a filter that

@@ -2,13 +2,22 @@ import Foundation
 import Testing
 import VIPStore
 
-/// Makes a fresh, empty store for one conformance case.
-typealias StoreFactory = @Sendable () async throws -> any Store
+/// A backend under test: a fresh, empty store for one case, and a way to cut every live connection
+/// to it and bring it back (for etcd a `kill -9` and restart; the file store has no connection to cut).
+public struct ConformanceBackend: Sendable {
+    public var make: @Sendable () async throws -> any Store
+    public var interrupt: @Sendable () async throws -> Void
+    public init(make: @escaping @Sendable () async throws -> any Store,
+                interrupt: @escaping @Sendable () async throws -> Void = {}) {
+        self.make = make
+        self.interrupt = interrupt
+    }
+}
 
 /// The behaviour every `Store` backend must show, written against the protocol only so the etcd
 /// backend can run the same cases: `@Test(arguments: StoreConformance.allCases)`.
 /// Assertions only rely on etcd semantics (e.g. a watch may coalesce nothing it must report).
-enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringConvertible {
+public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case getPutList
     case createAndModRevision
     case compareAndSwapConflicts
@@ -18,11 +27,13 @@ enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringConvertib
     case watchFromCompactedRevision
     case revisionsStrictlyIncrease
     case watchNeverRepeatsOrGoesBack
+    case watchResumesAcrossInterruption
+    case compactionForcesRelist
 
-    var testDescription: String { rawValue }
+    public var testDescription: String { rawValue }
 
-    func run(_ make: StoreFactory) async throws {
-        let store = try await make()
+    public func run(_ backend: ConformanceBackend) async throws {
+        let store = try await backend.make()
         switch self {
         case .getPutList: try await Self.getPutList(store)
         case .createAndModRevision: try await Self.createAndModRevision(store)
@@ -33,6 +44,8 @@ enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringConvertib
         case .watchFromCompactedRevision: try await Self.watchFromCompactedRevision(store)
         case .revisionsStrictlyIncrease: try await Self.revisionsStrictlyIncrease(store)
         case .watchNeverRepeatsOrGoesBack: try await Self.watchNeverRepeatsOrGoesBack(store)
+        case .watchResumesAcrossInterruption: try await Self.watchResumesAcrossInterruption(store, backend.interrupt)
+        case .compactionForcesRelist: try await Self.compactionForcesRelist(store)
         }
     }
 
@@ -244,5 +257,78 @@ enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringConvertib
             seen[event.key] = event.revision
         }
         #expect(Set(events.map(\.key)) == ["n/0", "n/1", "n/2"])
+    }
+
+    /// A watch opened before the backend goes away delivers, once it is back, every change made before
+    /// and after, each once and in order: it resumes from the last revision it delivered.
+    static func watchResumesAcrossInterruption(_ store: any Store, _ interrupt: @Sendable () async throws -> Void) async throws {
+        let start = try await store.put("i/start", data("0"))
+        let probe = WatchProbe(store.watch(prefix: "i/", after: start))
+        var written: [Revision] = []
+        for index in 0..<5 { written.append(try await store.put("i/\(index % 2)", data("before \(index)"))) }
+        #expect(await probe.waitForEvents(5).map(\.revision) == written)
+
+        try await interrupt()
+        // Writes right after the interruption may find the backend still coming up; each is retried, bounded.
+        for index in 0..<5 {
+            written.append(try await retrying { try await store.put("i/\(index % 2)", data("after \(index)")) })
+        }
+        written.append(try await retrying { try await store.delete("i/0") })
+        let events = await probe.waitForEvents(written.count, timeout: .seconds(15))
+        #expect(events.map(\.revision) == written)
+        #expect(events.last == .delete(key: "i/0", revision: written.last!))
+        #expect(await probe.settle().count == written.count)
+        probe.cancel()
+    }
+
+    /// A consumer that lists, then watches from the listing's revision, finds its revision compacted
+    /// while it was away: the watch ends with `compacted`, it re-lists, and its view equals the store.
+    static func compactionForcesRelist(_ store: any Store) async throws {
+        try await store.put("v/a", data("1"))
+        try await store.put("v/b", data("1"))
+        var mirror = Dictionary(uniqueKeysWithValues: try await store.list(prefix: "v/").records.map { ($0.key, $0.value) })
+        var after = try await store.list(prefix: "v/").revision
+
+        try await store.delete("v/a")
+        try await store.put("v/b", data("2"))
+        let last = try await store.put("v/c", data("3"))
+        try await store.compact(through: last)
+
+        var relisted = 0
+        // Bounded: one re-list is expected; a second round must then watch cleanly.
+        for _ in 0..<3 {
+            let probe = WatchProbe(store.watch(prefix: "v/", after: after))
+            let outcome = await probe.waitForFinish(timeout: .seconds(2))
+            probe.cancel()
+            if outcome.finished, case .compacted? = outcome.error as? StoreError {
+                let listing = try await store.list(prefix: "v/")
+                mirror = Dictionary(uniqueKeysWithValues: listing.records.map { ($0.key, $0.value) })
+                after = listing.revision
+                relisted += 1
+                continue
+            }
+            for event in probe.events {
+                switch event {
+                case .put(let record): mirror[record.key] = record.value
+                case .delete(let key, _): mirror[key] = nil
+                }
+            }
+            break
+        }
+        #expect(relisted == 1)
+        #expect(mirror == ["v/b": data("2"), "v/c": data("3")])
+        #expect(after >= last)
+    }
+
+    /// Retries an operation that fails because the backend is coming back, for at most 15 s.
+    static func retrying<T>(_ operation: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while true {
+            do {
+                return try await operation()
+            } catch StoreError.unavailable where ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@ import VIPStore
 
 /// Drains a watch stream on a task and lets a test wait, with a deadline, for what arrived.
 /// Part of the conformance kit: backends differ in timing, so every wait is bounded.
-final class WatchProbe: Sendable {
+public final class WatchProbe: Sendable {
     private final class Shared: Sendable {
         struct State {
             var events: [WatchEvent] = []
@@ -17,7 +17,7 @@ final class WatchProbe: Sendable {
     private let shared = Shared()
     private let task: Task<Void, Never>
 
-    init(_ stream: AsyncThrowingStream<WatchEvent, Error>) {
+    public init(_ stream: AsyncThrowingStream<WatchEvent, Error>) {
         let shared = shared
         task = Task {
             do {
@@ -31,11 +31,11 @@ final class WatchProbe: Sendable {
 
     deinit { task.cancel() }
 
-    var events: [WatchEvent] { shared.state.withLock { $0.events } }
+    public var events: [WatchEvent] { shared.state.withLock { $0.events } }
 
     /// Waits until at least `count` events arrived (or the stream ended, or the deadline passed).
     @discardableResult
-    func waitForEvents(_ count: Int, timeout: Duration = .seconds(5)) async -> [WatchEvent] {
+    public func waitForEvents(_ count: Int, timeout: Duration = .seconds(5)) async -> [WatchEvent] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let (events, finished) = shared.state.withLock { ($0.events, $0.finished) }
@@ -46,7 +46,7 @@ final class WatchProbe: Sendable {
     }
 
     /// Waits for the stream to end; returns whether it did and with which error.
-    func waitForFinish(timeout: Duration = .seconds(5)) async -> (finished: Bool, error: (any Error)?) {
+    public func waitForFinish(timeout: Duration = .seconds(5)) async -> (finished: Bool, error: (any Error)?) {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let (finished, error) = shared.state.withLock { ($0.finished, $0.error) }
@@ -57,10 +57,10 @@ final class WatchProbe: Sendable {
     }
 
     /// Gives a live watch time to deliver anything it should not, for "nothing more arrives" checks.
-    func settle(_ duration: Duration = .milliseconds(300)) async -> [WatchEvent] {
+    public func settle(_ duration: Duration = .milliseconds(300)) async -> [WatchEvent] {
         try? await Task.sleep(for: duration)
         return events
     }
 
-    func cancel() { task.cancel() }
+    public func cancel() { task.cancel() }
 }

@@ -1,0 +1,159 @@
+import Foundation
+
+/// The JSON shapes of etcd's v3 gateway (grpc-gateway over etcdserverpb). The gateway writes int64 as
+/// strings, bytes as base64, enums by name, and leaves out every field that holds its default.
+enum EtcdWire {
+    /// An int64 that arrives as `"12"` (or, from some gateways, as `12`) and is sent as a string.
+    struct Int64String: Codable, Sendable, Hashable {
+        var value: Int64
+        init(_ value: Int64) { self.value = value }
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Int64.self) {
+                value = number
+            } else {
+                let text = try container.decode(String.self)
+                guard let number = Int64(text) else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an int64: \(text)")
+                }
+                value = number
+            }
+        }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(String(value))
+        }
+    }
+
+    struct Header: Decodable, Sendable {
+        var revision: Int64String?
+        var member_id: String?
+        var raft_term: Int64String?
+    }
+
+    struct KeyValue: Decodable, Sendable {
+        var key: Data
+        var value: Data?
+        var create_revision: Int64String?
+        var mod_revision: Int64String?
+        var version: Int64String?
+    }
+
+    struct RangeRequest: Encodable, Sendable {
+        var key: Data
+        var range_end: Data?
+        var limit: Int64String?
+        var revision: Int64String?
+        var keys_only: Bool?
+    }
+
+    struct RangeResponse: Decodable, Sendable {
+        var header: Header?
+        var kvs: [KeyValue]?
+        var more: Bool?
+    }
+
+    struct PutRequest: Encodable, Sendable {
+        var key: Data
+        var value: Data
+    }
+
+    struct DeleteRangeRequest: Encodable, Sendable {
+        var key: Data
+    }
+
+    struct Compare: Encodable, Sendable {
+        var key: Data
+        var target: String
+        var result: String
+        var version: Int64String?
+        var create_revision: Int64String?
+        var mod_revision: Int64String?
+    }
+
+    struct RequestOp: Encodable, Sendable {
+        var request_range: RangeRequest?
+        var request_put: PutRequest?
+        var request_delete_range: DeleteRangeRequest?
+    }
+
+    struct TxnRequest: Encodable, Sendable {
+        var compare: [Compare]
+        var success: [RequestOp]
+        var failure: [RequestOp]
+    }
+
+    struct ResponseOp: Decodable, Sendable {
+        var response_range: RangeResponse?
+    }
+
+    struct TxnResponse: Decodable, Sendable {
+        var header: Header?
+        var succeeded: Bool?
+        var responses: [ResponseOp]?
+    }
+
+    struct CompactionRequest: Encodable, Sendable {
+        var revision: Int64String
+    }
+
+    struct AuthenticateRequest: Encodable, Sendable {
+        var name: String
+        var password: String
+    }
+
+    struct AuthenticateResponse: Decodable, Sendable {
+        var token: String?
+    }
+
+    struct StatusResponse: Decodable, Sendable {
+        var header: Header?
+        var leader: String?
+    }
+
+    struct WatchCreate: Encodable, Sendable {
+        var key: Data
+        var range_end: Data?
+        var start_revision: Int64String
+    }
+
+    struct WatchRequest: Encodable, Sendable {
+        var create_request: WatchCreate
+    }
+
+    struct Event: Decodable, Sendable {
+        /// Absent for PUT (the enum's default), `DELETE` otherwise.
+        var type: String?
+        var kv: KeyValue
+    }
+
+    struct WatchResponse: Decodable, Sendable {
+        var header: Header?
+        var created: Bool?
+        var canceled: Bool?
+        var compact_revision: Int64String?
+        var cancel_reason: String?
+        var events: [Event]?
+    }
+
+    /// One line of the streamed watch body: `{"result": {...}}`, or `{"error": {...}}` when the stream fails.
+    struct WatchFrame: Decodable, Sendable {
+        var result: WatchResponse?
+        var error: ErrorBody?
+    }
+
+    /// What the gateway sends with a non-200 status (and inside a failed stream).
+    struct ErrorBody: Decodable, Sendable {
+        var error: String?
+        var message: String?
+        var code: Int?
+        /// gRPC codes the store reacts to.
+        static let outOfRange = 11
+        static let unavailable = 14
+        static let unauthenticated = 16
+        static let invalidArgument = 3
+        static let failedPrecondition = 9
+
+        var text: String { message ?? error ?? "unknown error" }
+    }
+}

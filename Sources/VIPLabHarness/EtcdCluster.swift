@@ -1,0 +1,172 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// Real etcd members (Debian's `etcd-server`) for tests and the bench: on loopback with ports the kernel
+/// picks, or one member per namespace of a namespace LAN. Each cluster has its own data directories,
+/// and everything it started is killed and removed when it goes, pass or fail.
+public final class EtcdCluster: @unchecked Sendable {
+    public struct Member: Sendable {
+        public var name: String
+        /// `ip netns exec` target, or nil on loopback in the caller's namespace.
+        public var namespace: String?
+        public var host: String
+        public var clientPort: Int
+        public var peerPort: Int
+        public var dataDirectory: String
+        public var clientEndpoint: String { host.contains(":") ? "[\(host)]:\(clientPort)" : "\(host):\(clientPort)" }
+        var peerURL: String { "http://" + (host.contains(":") ? "[\(host)]:\(peerPort)" : "\(host):\(peerPort)") }
+    }
+
+    public let members: [Member]
+    /// Raft timing: the test default is faster than etcd's (100 ms / 1 s) so a leader loss costs
+    /// a fraction of a second, which is what the leader-kill test measures around.
+    public let heartbeatMs: Int
+    public let electionMs: Int
+    private let token: String
+    private let processes = Mutex<[Int: Process]>([:])
+    static let counter = Atomic<Int>(0)
+
+    /// `etcd://HOST:PORT,...` for `--store`.
+    public var url: String { "etcd://" + members.map(\.clientEndpoint).joined(separator: ",") }
+
+    /// Members on loopback (`namespaces` nil) or one per namespace at the given addresses.
+    public init(members count: Int = 1, namespaces: [(namespace: String, address: String)]? = nil,
+                heartbeatMs: Int = 50, electionMs: Int = 500) async throws {
+        precondition(namespaces == nil || namespaces!.count == count, "one namespace per member")
+        let serial = Self.counter.add(1, ordering: .relaxed).newValue
+        token = "mv\(getpid())x\(serial)"
+        self.heartbeatMs = heartbeatMs
+        self.electionMs = electionMs
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-etcd-\(token)").path
+        var members: [Member] = []
+        for index in 0..<count {
+            let place = namespaces?[index]
+            let ports = place == nil ? try Self.freePorts(2) : [2379, 2380]
+            members.append(Member(name: "m\(index + 1)", namespace: place?.namespace, host: place?.address ?? "127.0.0.1",
+                                  clientPort: ports[0], peerPort: ports[1], dataDirectory: "\(base)/m\(index + 1)"))
+        }
+        self.members = members
+        for index in members.indices { try start(member: index) }
+        try await waitUntilHealthy()
+    }
+
+    deinit {
+        for process in processes.withLock({ Array($0.values) }) where process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGCONT)
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        if let first = members.first {
+            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: first.dataDirectory).deletingLastPathComponent().path)
+        }
+    }
+
+    /// Starts (or restarts, on its existing data) member `index`.
+    public func start(member index: Int) throws {
+        let member = members[index]
+        try FileManager.default.createDirectory(atPath: member.dataDirectory, withIntermediateDirectories: true)
+        let initialCluster = members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
+        let client = "http://\(member.clientEndpoint)"
+        let arguments = [
+            "etcd", "--name", member.name, "--data-dir", member.dataDirectory + "/data",
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", member.peerURL, "--initial-advertise-peer-urls", member.peerURL,
+            "--initial-cluster", initialCluster, "--initial-cluster-state", "new", "--initial-cluster-token", token,
+            "--heartbeat-interval", String(heartbeatMs), "--election-timeout", String(electionMs),
+            "--logger", "zap", "--log-outputs", member.dataDirectory + "/etcd.log", "--log-level", "warn",
+        ]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = (member.namespace.map { ["ip", "netns", "exec", $0] } ?? []) + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        processes.withLock { $0[index] = process }
+    }
+
+    /// `kill -9` on member `index` (its data stays for a restart).
+    public func kill(member index: Int) async {
+        guard let process = processes.withLock({ $0.removeValue(forKey: index) }) else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        await withCheckedContinuation { continuation in
+            Thread { process.waitUntilExit(); continuation.resume() }.start()
+        }
+    }
+
+    public func signal(member index: Int, _ signal: Int32) {
+        if let process = processes.withLock({ $0[index] }) { Glibc.kill(process.processIdentifier, signal) }
+    }
+
+    /// Runs `etcdctl` against the given members (all by default), from the first member's namespace.
+    @discardableResult
+    public func etcdctl(_ arguments: [String], members indices: [Int]? = nil) async throws -> String {
+        let chosen = (indices ?? Array(members.indices)).map { "http://\(members[$0].clientEndpoint)" }
+        let namespace = indices.flatMap { $0.first.map { members[$0].namespace } } ?? members[0].namespace
+        let command = (namespace.map { ["ip", "netns", "exec", $0] } ?? [])
+            + ["etcdctl", "--endpoints", chosen.joined(separator: ","), "--dial-timeout", "1s", "--command-timeout", "3s"]
+            + arguments
+        let result = try await LANLab.shell(command)
+        guard result.status == 0 else { throw LANLab.LabError("etcdctl \(arguments.joined(separator: " ")): \(result.output)") }
+        return result.output
+    }
+
+    /// Waits (at most `timeout`) until every running member reports healthy.
+    public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
+        let running = processes.withLock { Array($0.keys) }.sorted()
+        let deadline = ContinuousClock.now + timeout
+        var last = ""
+        while ContinuousClock.now < deadline {
+            do {
+                try await etcdctl(["endpoint", "health"], members: running)
+                return
+            } catch {
+                last = "\(error)"
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw LANLab.LabError("etcd did not become healthy in \(timeout): \(last)")
+    }
+
+    /// The index of the member that leads now, as the members report it.
+    public func leader() async throws -> Int? {
+        let running = processes.withLock { Array($0.keys) }.sorted()
+        let output = try await etcdctl(["endpoint", "status", "-w", "json"], members: running)
+        guard let statuses = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] else { return nil }
+        for status in statuses {
+            guard let endpoint = status["Endpoint"] as? String, let body = status["Status"] as? [String: Any],
+                  let header = body["header"] as? [String: Any],
+                  let member = (header["member_id"] as? NSNumber)?.uint64Value,
+                  let leader = (body["leader"] as? NSNumber)?.uint64Value, member == leader else { continue }
+            return members.firstIndex { endpoint.hasSuffix($0.clientEndpoint) }
+        }
+        return nil
+    }
+
+    /// Ports nobody listens on now, from the kernel (bind to port 0), for loopback members.
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw LANLab.LabError("socket: \(String(cString: strerror(errno)))") }
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                    guard bind(fd, pointer, length) == 0 else { return -1 }
+                    return getsockname(fd, pointer, &length)
+                }
+            }
+            guard bound == 0 else { throw LANLab.LabError("bind: \(String(cString: strerror(errno)))") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+}
