@@ -124,7 +124,7 @@ let package = Package(
             "VIPController", "VIPClient", "VIPFileStore", "VIPLease", "VIPModel", "VIPStore",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "MetalVIPCLITests", dependencies: []),
+        .testTarget(name: "MetalVIPCLITests", dependencies: ["VIPLabHarness"]),
         // As root, on a namespace LAN (Tools/lab): the real binaries, checked from the client side.
         .testTarget(name: "MetalVIPLANTests", dependencies: ["VIPLabHarness"]),
         .testTarget(name: "VIPObservabilityTests", dependencies: [

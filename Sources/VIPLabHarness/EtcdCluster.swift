@@ -145,7 +145,7 @@ public final class EtcdCluster: @unchecked Sendable {
     }
 
     /// Ports nobody listens on now, from the kernel (bind to port 0), for loopback members.
-    static func freePorts(_ count: Int) throws -> [Int] {
+    public static func freePorts(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         defer { sockets.forEach { close($0) } }
         var ports: [Int] = []

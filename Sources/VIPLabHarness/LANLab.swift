@@ -22,27 +22,55 @@ public final class LANLab: @unchecked Sendable {
     static let counter = Atomic<Int>(0)
 
     public let prefix: String
+    /// What `--store` is given: the file store's directory, or the etcd cluster's `etcd://` URL.
     public let store: String
+    /// Logs, probe reports and (for the file store) the store itself live here.
+    public let workPath: String
+    /// The etcd members, one per namespace on the LAN, when the lab runs on etcd.
+    public let etcd: EtcdCluster?
     public let nodes: Int
     public let binaries: URL
     private let processes = Mutex<[String: Process]>([:])
     /// Node number -> its eth0 MAC.
     public private(set) var macs: [Int: String] = [:]
 
-    public init(nodes: Int = 3, binaries: URL = LANLab.defaultBinaries) async throws {
+    /// Members of an etcd cluster on the LAN sit at 192.0.2.(240+K), clear of every pool.
+    public static func etcdAddress(member index: Int) -> String { "192.0.2.\(241 + index)" }
+
+    /// A LAN of `nodes` speakers' namespaces and a client; with `etcdMembers` > 0, an etcd cluster of
+    /// that many members (one namespace each) is the store instead of a directory.
+    public init(nodes: Int = 3, etcdMembers: Int = 0, binaries: URL = LANLab.defaultBinaries) async throws {
         precondition(getuid() == 0, "the namespace LAN needs root (CI runs as root)")
         self.binaries = binaries
         let serial = Self.counter.add(1, ordering: .relaxed).newValue
         prefix = "mv\(getpid() % 100_000)\(serial)"
         self.nodes = nodes
-        store = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-lan-\(prefix)").path
-        try? FileManager.default.removeItem(atPath: store)
-        let up = try await Self.shell([Self.repository.appendingPathComponent("Tools/lab").path, "up", prefix, String(nodes)])
+        workPath = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-lan-\(prefix)").path
+        try? FileManager.default.removeItem(atPath: workPath)
+        let up = try await Self.shell([Self.repository.appendingPathComponent("Tools/lab").path, "up", prefix, String(nodes),
+                                       String(etcdMembers)])
         guard up.status == 0 else { throw LabError("Tools/lab up failed: \(up.output)") }
         for node in 1...nodes {
             let link = try await Self.shell(["ip", "-n", "\(prefix)n\(node)", "-o", "link", "show", "eth0"]).output
             macs[node] = link.components(separatedBy: "link/ether ").dropFirst().first?.split(separator: " ").first.map(String.init)
         }
+        if etcdMembers > 0 {
+            let prefix = prefix
+            let places = (0..<etcdMembers).map { (namespace: "\(prefix)e\($0 + 1)", address: LANLab.etcdAddress(member: $0)) }
+            let cluster: EtcdCluster
+            do {
+                cluster = try await EtcdCluster(members: etcdMembers, namespaces: places)
+            } catch {
+                _ = try? Self.shellBlocking([Self.repository.appendingPathComponent("Tools/lab").path, "down", prefix])
+                throw error
+            }
+            etcd = cluster
+            store = cluster.url
+        } else {
+            etcd = nil
+            store = workPath + "/store"
+        }
+        try FileManager.default.createDirectory(atPath: workPath, withIntermediateDirectories: true)
     }
 
     deinit {
@@ -52,7 +80,7 @@ public final class LANLab: @unchecked Sendable {
             process.waitUntilExit()
         }
         _ = try? Self.shellBlocking([Self.repository.appendingPathComponent("Tools/lab").path, "down", prefix])
-        try? FileManager.default.removeItem(atPath: store)
+        try? FileManager.default.removeItem(atPath: workPath)
     }
 
     public struct LabError: Error, CustomStringConvertible {
@@ -100,7 +128,9 @@ public final class LANLab: @unchecked Sendable {
 
     @discardableResult
     public func cli(_ arguments: String..., stdin: String? = nil) async throws -> String {
-        let result = try await Self.shell([metalvip] + arguments + ["--store", store], stdin: stdin)
+        // etcd members are reachable only on the LAN: the CLI then runs from the client's namespace.
+        let place = etcd == nil ? [] : ["ip", "netns", "exec", "\(prefix)c"]
+        let result = try await Self.shell(place + [metalvip] + arguments + ["--store", store], stdin: stdin)
         guard result.status == 0 else { throw LabError("metalvip \(arguments.joined(separator: " ")): \(result.output)") }
         return result.output
     }
@@ -111,12 +141,12 @@ public final class LANLab: @unchecked Sendable {
         try await cli("controller", "--once")
     }
 
-    /// Starts a long-running process inside a namespace, logging to a file beside the store.
+    /// Starts a long-running process inside a namespace, logging to a file in the work directory.
     public func start(_ name: String, namespace: String, _ arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace] + arguments
-        let log = URL(fileURLWithPath: store + "-\(name).log")
+        let log = URL(fileURLWithPath: workPath + "/\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = try FileHandle(forWritingTo: log)
@@ -181,7 +211,7 @@ public final class LANLab: @unchecked Sendable {
         for target in targets { arguments += ["--target", target] }
         if let unicastMAC { arguments += ["--unicast-mac", unicastMAC] }
         process.arguments = arguments
-        let output = URL(fileURLWithPath: store + "-probe-\(UUID().uuidString).json")
+        let output = URL(fileURLWithPath: workPath + "/probe-\(UUID().uuidString).json")
         FileManager.default.createFile(atPath: output.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = FileHandle.standardError
@@ -248,7 +278,7 @@ public final class LANLab: @unchecked Sendable {
     }
 
     public func log(_ name: String) -> String {
-        (try? String(contentsOfFile: store + "-\(name).log", encoding: .utf8)) ?? ""
+        (try? String(contentsOfFile: workPath + "/\(name).log", encoding: .utf8)) ?? ""
     }
 }
 

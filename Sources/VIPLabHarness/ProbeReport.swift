@@ -42,6 +42,9 @@ public struct TargetReport: Codable, Sendable {
     public var firstReplyNs: [String: Int64] = [:]
     public var lastReplyNs: [String: Int64] = [:]
     public var transitions: [Transition] = []
+    /// The longest time between two consecutive replies, whoever sent them: a pause the client saw even
+    /// when the owner did not change (a store outage, an etcd leader election).
+    public var longestSilenceNs: Int64?
     public var gratuitous: [Gratuitous] = []
     /// Request to reply, by kernel timestamps: the responder alone, without the client's own wakeup.
     public var rttMedianNs: Int64?
@@ -154,6 +157,9 @@ public enum ProbeAnalysis {
             report.doubleAnswers = windows.values.filter { $0.count > 1 }.count
             var previous: CapturedARP?
             for reply in replies {
+                if let last = previous {
+                    report.longestSilenceNs = max(report.longestSilenceNs ?? 0, reply.realtimeNs - last.realtimeNs)
+                }
                 if let last = previous, last.senderMAC != reply.senderMAC {
                     report.transitions.append(TargetReport.Transition(
                         atNs: reply.realtimeNs - monotonicOffsetNs, from: last.senderMAC, to: reply.senderMAC,

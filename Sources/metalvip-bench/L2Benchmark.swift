@@ -252,7 +252,7 @@ struct Keepalived {
     let vip: String
     let advertInterval: String
 
-    func configPath(_ node: Int) -> String { lab.store + "-keepalived-n\(node).conf" }
+    func configPath(_ node: Int) -> String { lab.workPath + "/keepalived-n\(node).conf" }
 
     init(lab: LANLab, vip: String, advertInterval: String) throws {
         self.lab = lab
@@ -291,7 +291,7 @@ struct Keepalived {
     }
 
     func start(node: Int) throws {
-        let base = lab.store + "-keepalived-n\(node)"
+        let base = lab.workPath + "/keepalived-n\(node)"
         try lab.start("keepalived-n\(node)", namespace: "\(lab.prefix)n\(node)",
                       ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", configPath(node),
                        "--pid", base + ".pid", "--vrrp_pid", base + "-vrrp.pid"])

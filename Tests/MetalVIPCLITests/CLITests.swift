@@ -12,14 +12,18 @@ final class CLI: Sendable {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
+    /// The temporary directory: the file store itself, or only the outputs when `store` is etcd.
+    let directory: String
+    /// What METALVIP_STORE is set to.
     let store: String
 
-    init() throws {
-        store = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-cli-\(getpid())-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+    init(store location: String? = nil) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-cli-\(getpid())-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = location ?? directory
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: store) }
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     struct Output {
         var status: Int32
@@ -35,14 +39,14 @@ final class CLI: Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["METALVIP_STORE"] = store
         process.environment = environment
-        let out = URL(fileURLWithPath: store + "-\(outputPrefix).out")
-        let err = URL(fileURLWithPath: store + "-\(outputPrefix).err")
+        let out = URL(fileURLWithPath: directory + "-\(outputPrefix).out")
+        let err = URL(fileURLWithPath: directory + "-\(outputPrefix).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
         if let stdin {
-            let input = URL(fileURLWithPath: store + "-\(outputPrefix).in")
+            let input = URL(fileURLWithPath: directory + "-\(outputPrefix).in")
             try stdin.write(to: input, atomically: true, encoding: .utf8)
             process.standardInput = try FileHandle(forReadingFrom: input)
         } else {

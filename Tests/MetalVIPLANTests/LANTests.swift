@@ -8,16 +8,17 @@ import VIPLabHarness
     let vip = "192.0.2.100"
 
     /// A LAN with the config applied and three speakers running, and the VIP's current owner.
-    func ready() async throws -> (LANLab, Int) {
-        let lab = try await LANLab()
+    func ready(on store: LabStore = .file) async throws -> (LANLab, Int) {
+        let lab = try await LANLab(etcdMembers: store.etcdMembers)
         try await lab.configure(labConfig)
         try lab.startSpeakers()
         let owner = try #require(try await lab.waitForOwner(vip), "nobody answered for \(vip)")
         return (lab, owner)
     }
 
-    @Test func crashFailoverAfterKillNineAndLinkCut() async throws {
-        let (lab, owner) = try await ready()
+    @Test(arguments: LabStore.allCases)
+    func crashFailoverAfterKillNineAndLinkCut(on store: LabStore) async throws {
+        let (lab, owner) = try await ready(on: store)
         let (report, killedAt) = try await lab.probe([vip], durationMs: 3000) { try await lab.crash(node: owner) }
         let target = try checked(report.targets[vip], lab)
         let transition = try #require(target.transitions.first, "the VIP never moved")
@@ -31,8 +32,9 @@ import VIPLabHarness
                 "gratuitous ARP in both forms from the taker")
     }
 
-    @Test func gracefulHandoverOnSIGTERM() async throws {
-        let (lab, owner) = try await ready()
+    @Test(arguments: LabStore.allCases)
+    func gracefulHandoverOnSIGTERM(on store: LabStore) async throws {
+        let (lab, owner) = try await ready(on: store)
         let (report, stoppedAt) = try await lab.probe([vip], durationMs: 2500) { lab.signal(node: owner, SIGTERM) }
         let target = try checked(report.targets[vip], lab)
         let transition = try #require(target.transitions.first, "the VIP never moved")
@@ -44,8 +46,9 @@ import VIPLabHarness
         #expect(lab.log("n\(owner)").contains("released 1 claims and the node lease in"))
     }
 
-    @Test func aPausedOwnerIsSilentAfterItsDeadlineAndAfterSIGCONT() async throws {
-        let (lab, owner) = try await ready()
+    @Test(arguments: LabStore.allCases)
+    func aPausedOwnerIsSilentAfterItsDeadlineAndAfterSIGCONT(on store: LabStore) async throws {
+        let (lab, owner) = try await ready(on: store)
         let (report, stoppedAt) = try await lab.probe([vip], durationMs: 4000, faultAfterMs: 700) {
             lab.signal(node: owner, SIGSTOP)
             try await Task.sleep(for: .milliseconds(1500))
@@ -71,8 +74,9 @@ import VIPLabHarness
         #expect(transition.atNs - downAt < 1_000_000_000, "released at once on the netlink event")
     }
 
-    @Test func unassignedAndUnadvertisedAddressesAreNeverAnswered() async throws {
-        let (lab, _) = try await ready()
+    @Test(arguments: LabStore.allCases)
+    func unassignedAndUnadvertisedAddressesAreNeverAnswered(on store: LabStore) async throws {
+        let (lab, _) = try await ready(on: store)
         let status = try await lab.cli("get", "services", "hidden")
         #expect(status.contains("192.0.2.200"), "the dark pool's service has an address: \(status)")
         let report = try await lab.probe(["192.0.2.200", "192.0.2.149", vip], durationMs: 800)
