@@ -115,6 +115,7 @@ let package = Package(
             "VIPSpeaker", "VIPAnnounce", "VIPController", "VIPClient", "VIPFileStore", "VIPLink", "VIPModel", "VIPStore", "VIPLease",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "VIPStoreTests", dependencies: ["VIPStore"]),
         // The behaviour every store backend must show, run by each backend's tests.
         .target(name: "VIPStoreConformance", dependencies: ["VIPStore"], path: "Tests/VIPStoreConformance"),
         .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore", "VIPStoreConformance"]),

@@ -62,6 +62,21 @@ public struct Applier: Sendable {
         return entries
     }
 
+    /// Commits the per-object parts: in one transaction when the store allows it (the file store always
+    /// does), else in as few as its limit allows, each all-or-nothing. Nil when nothing was to be written.
+    private func commit(_ parts: [Transaction]) async throws -> Revision? {
+        guard parts.contains(where: { !$0.operations.isEmpty }) else { return nil }
+        var revision: Revision?
+        for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction) where parts[run].contains(where: { !$0.operations.isEmpty }) {
+            do {
+                revision = try await store.commit(TransactionBatches.merge(parts[run]))
+            } catch StoreError.conflict(let key, _) {
+                throw ApplyError.conflict(key)
+            }
+        }
+        return revision
+    }
+
     public func apply(_ files: [ManifestFile], now: Date = Date()) async throws -> ApplyResult {
         let entries = try Self.read(files)
         let objects = entries.compactMap { entry -> ManifestObject? in
@@ -76,8 +91,7 @@ public struct Applier: Sendable {
         }
 
         var result = ApplyResult()
-        var conditions: [Condition] = []
-        var operations: [StoreOperation] = []
+        var parts: [Transaction] = []
         var outcomes: [ObjectKey: ApplyOutcome] = [:]
         for object in objects {
             let key = Keyspace.key(of: object.key)
@@ -92,20 +106,14 @@ public struct Applier: Sendable {
             result.warnings += object.warnings.map { "warning: \(object.key): \($0)" }
             if let existing, previous == document {
                 outcomes[object.key] = .unchanged
-                conditions.append(Condition(key, .modRevision(existing.modRevision)))
+                parts.append(Transaction(conditions: [Condition(key, .modRevision(existing.modRevision))], operations: []))
                 continue
             }
             outcomes[object.key] = existing == nil ? .created : .configured
-            conditions.append(Condition(key, existing.map { .modRevision($0.modRevision) } ?? .absent))
-            operations.append(.put(key: key, value: try RecordCoding.encode(document)))
+            parts.append(Transaction(conditions: [Condition(key, existing.map { .modRevision($0.modRevision) } ?? .absent)],
+                                     operations: [.put(key: key, value: try RecordCoding.encode(document))]))
         }
-        if !operations.isEmpty {
-            do {
-                result.revision = try await store.commit(Transaction(conditions: conditions, operations: operations))
-            } catch StoreError.conflict(let key, _) {
-                throw ApplyError.conflict(key)
-            }
-        }
+        if let revision = try await commit(parts) { result.revision = revision }
         for entry in entries {
             switch entry {
             case .object(let object):
@@ -128,8 +136,7 @@ public struct Applier: Sendable {
 
     public func delete(_ keys: [ObjectKey]) async throws -> ApplyResult {
         var result = ApplyResult()
-        var operations: [StoreOperation] = []
-        var conditions: [Condition] = []
+        var parts: [Transaction] = []
         var missing: [String] = []
         for key in keys {
             let storeKey = Keyspace.key(of: key)
@@ -137,19 +144,13 @@ public struct Applier: Sendable {
                 missing.append("\(key.kind.resourceName) \"\(key.name)\"" + (key.kind.isNamespaced ? " in namespace \"\(key.namespace)\"" : ""))
                 continue
             }
-            conditions.append(Condition(storeKey, .modRevision(existing.modRevision)))
-            operations.append(.delete(key: storeKey))
+            parts.append(Transaction(conditions: [Condition(storeKey, .modRevision(existing.modRevision))],
+                                     operations: [.delete(key: storeKey)]))
             result.lines.append("\(key.kind.resourceName) \"\(key.name)\" deleted")
         }
-        if !operations.isEmpty {
-            do {
-                result.revision = try await store.commit(Transaction(conditions: conditions, operations: operations))
-            } catch StoreError.conflict(let key, _) {
-                throw ApplyError.conflict(key)
-            }
-        }
+        if let revision = try await commit(parts) { result.revision = revision }
         if !missing.isEmpty {
-            if operations.isEmpty { throw ApplyError.notFound(missing) }
+            if parts.isEmpty { throw ApplyError.notFound(missing) }
             result.warnings += missing.map { "error: \($0) not found" }
         }
         return result

@@ -182,13 +182,13 @@ public final class Controller: Sendable {
     }
 
     private func commit(_ plan: ReconcilePlan) async throws {
-        var index = 0
-        while index < plan.writes.count {
-            let chunk = plan.writes[index..<min(index + settings.batchSize, plan.writes.count)]
+        let parts = plan.writes.map { Transaction(conditions: [$0.condition], operations: [$0.operation]) }
+        // The fence rides in every chunk; its condition counts against the store's limit like any other.
+        let placeholder = Condition(Keyspace.controllerLease(for: settings.loadBalancerClass), .present)
+        for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, shared: [placeholder],
+                                           maxParts: settings.batchSize) {
             guard let fence = await lease.fence() else { throw ControllerError.notLeader }
-            try await store.commit(Transaction(conditions: [fence] + chunk.map(\.condition),
-                                               operations: chunk.map(\.operation)))
-            index += chunk.count
+            try await store.commit(TransactionBatches.merge(parts[run], shared: [fence]))
         }
     }
 }

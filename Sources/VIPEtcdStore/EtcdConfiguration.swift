@@ -44,6 +44,8 @@ public struct EtcdConfiguration: Sendable, Hashable {
     /// speaker's renewals must fail fast enough to try another member within its lease.
     public var requestTimeout: Duration
     public var connectTimeout: Duration
+    /// The members' `--max-txn-ops`: etcd refuses a transaction with more compares or operations.
+    public var maxOperationsPerTransaction: Int = 128
 
     public static let defaultPrefix = "/metalvip/"
 

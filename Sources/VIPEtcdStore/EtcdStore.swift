@@ -12,6 +12,8 @@ public final class EtcdStore: Store {
     let logger: Logger
     /// Keys per range page: a /64's worth of assignments is listed in pages, all at one revision.
     let pageSize: Int64
+    /// etcd's `--max-txn-ops` (128 unless the operator raised it).
+    public let maxOperationsPerTransaction: Int
 
     public init(_ configuration: EtcdConfiguration, pageSize: Int64 = 1000,
                 logger: Logger = Logger(label: "metalvip.etcd")) throws {
@@ -19,6 +21,7 @@ public final class EtcdStore: Store {
         keys = EtcdKeys(prefix: configuration.prefix)
         name = "etcd:" + configuration.endpoints.map(\.description).joined(separator: ",") + configuration.prefix
         self.pageSize = pageSize
+        maxOperationsPerTransaction = configuration.maxOperationsPerTransaction
         self.logger = logger
     }
 

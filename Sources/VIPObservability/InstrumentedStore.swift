@@ -14,6 +14,8 @@ public struct InstrumentedStore: Store {
 
     public var name: String { inner.name }
 
+    public var maxOperationsPerTransaction: Int { inner.maxOperationsPerTransaction }
+
     private func measure<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
         do {

@@ -401,12 +401,11 @@ public actor Speaker {
         }
         // Claims go in chunks, so a node that takes over thousands of VIPs writes a handful of
         // transactions, not thousands; a chunk that conflicts is retried group by group.
-        var start = 0
-        while start < writes.count {
-            let chunk = writes[start..<min(start + Self.claimChunk, writes.count)]
-            start += chunk.count
+        let parts = writes.map(\.transaction)
+        for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, maxParts: Self.claimChunk) {
+            let chunk = writes[run]
             var committed: [ClaimWrite] = []
-            if chunk.count > 1, await commit(ClaimWrite.merged(chunk)) {
+            if chunk.count > 1, await commit(TransactionBatches.merge(parts[run], durability: .volatile)) {
                 committed = Array(chunk)
             } else {
                 for write in chunk where await commit(write.transaction) { committed.append(write) }
@@ -463,14 +462,6 @@ public actor Speaker {
         var isTake: Bool
         /// Nodes that held the group before, for the move history.
         var previous: [String]
-
-        /// One transaction for the whole chunk: all conditions (each once), all claims.
-        static func merged(_ writes: ArraySlice<ClaimWrite>) -> Transaction {
-            var seen: Set<Condition> = []
-            let conditions = writes.flatMap(\.transaction.conditions).filter { seen.insert($0).inserted }
-            return Transaction(conditions: conditions, operations: writes.flatMap(\.transaction.operations),
-                               durability: .volatile)
-        }
     }
 
     /// Commits and folds the result into the claim cache at once, ahead of the watch event.

@@ -169,9 +169,16 @@ public protocol Store: Sendable {
 
     /// Throws unless the store is reachable and usable now: what `/readyz` asks.
     func ping() async throws
+
+    /// The most conditions, and the most operations, one transaction may carry. Writers that batch
+    /// (controller, speaker, apply) stay within it.
+    var maxOperationsPerTransaction: Int { get }
 }
 
 extension Store {
+    /// The file store has no limit of its own.
+    public var maxOperationsPerTransaction: Int { .max }
+
     /// By default, a read proves the store answers.
     public func ping() async throws {
         _ = try await get("leases/ping")

@@ -34,6 +34,35 @@ import VIPLabHarness
         #expect(other.stdout == "No resources found in default namespace.\n", "\(other.stdout)\(other.stderr)")
     }
 
+    /// More objects than etcd takes in one transaction (128 by default): apply and the controller batch.
+    @Test func largeAppliesAndReconcilesStayWithinEtcdsTransactionLimit() async throws {
+        let etcd = try await EtcdCluster()
+        let cli = try CLI(store: etcd.url)
+        var yaml = """
+            apiVersion: metallb.io/v1beta1
+            kind: IPAddressPool
+            metadata: {name: big}
+            spec: {addresses: [198.51.100.0/24, 203.0.113.0/24]}
+            """
+        for index in 0..<300 {
+            yaml += "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s\(index)}\nspec: {type: LoadBalancer, ports: [{port: 80}]}"
+        }
+        let applied = try await cli.run("apply", "-f", "-", stdin: yaml)
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.split(separator: "\n").count == 301)
+        let once = try await cli.run("controller", "--once")
+        #expect(once.status == 0, "\(once.stderr)")
+        let services = try await cli.run("get", "services", "-o", "json")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(services.stdout.utf8)) as? [String: Any])
+        let addresses = (list["items"] as? [[String: Any]] ?? []).compactMap { item in
+            ((((item["status"] as? [String: Any])?["loadBalancer"] as? [String: Any])?["ingress"] as? [[String: Any]])?.first)?["ip"] as? String
+        }
+        #expect(addresses.count == 300 && Set(addresses).count == 300, "each service its own address")
+        let deleted = try await cli.run("delete", "-f", "-", stdin: yaml)
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(try await cli.run("get", "services").stdout.hasPrefix("No resources found"))
+    }
+
     @Test func etcdProblemsSayExactlyWhat() async throws {
         let cli = try CLI(store: "etcd://127.0.0.1:0")
         let badPort = try await cli.run("get", "services")

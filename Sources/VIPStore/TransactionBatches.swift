@@ -1,0 +1,36 @@
+/// Packs many small transactions into few large ones without crossing a backend's limit (etcd refuses
+/// a transaction with more than `--max-txn-ops` compares or operations, 128 by default).
+public enum TransactionBatches {
+    /// Splits `parts`, in order, into runs whose merged transaction (see `merge`) has at most `limit`
+    /// conditions and at most `limit` operations, and at most `maxParts` parts. A part that alone
+    /// exceeds the limit forms a run by itself (and the backend will say why it refuses it).
+    public static func runs(_ parts: [Transaction], limit: Int, shared: [Condition] = [], maxParts: Int = .max) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        var start = 0
+        var conditions = Set(shared)
+        var operations = 0
+        for (index, part) in parts.enumerated() {
+            let added = Set(part.conditions).subtracting(conditions)
+            let fits = conditions.count + added.count <= limit && operations + part.operations.count <= limit
+                && index - start < maxParts
+            if !fits && index > start {
+                runs.append(start..<index)
+                start = index
+                conditions = Set(shared)
+                operations = 0
+            }
+            conditions.formUnion(part.conditions)
+            operations += part.operations.count
+        }
+        if start < parts.count { runs.append(start..<parts.count) }
+        return runs
+    }
+
+    /// One transaction for a run: the shared conditions, each part's conditions once, all operations in order.
+    public static func merge(_ parts: ArraySlice<Transaction>, shared: [Condition] = [], durability: Durability = .durable) -> Transaction {
+        var seen = Set(shared)
+        var conditions = shared
+        for condition in parts.flatMap(\.conditions) where seen.insert(condition).inserted { conditions.append(condition) }
+        return Transaction(conditions: conditions, operations: parts.flatMap(\.operations), durability: durability)
+    }
+}
