@@ -161,6 +161,10 @@ struct L2Benchmark: BenchmarkSection {
         // NDP reply time: the VIP against the owner's own IPv6 address, which the kernel answers.
         let ndpTimes = try await replyTimes(lab, vip: vip6) { "2001:db8::\(1 + $0)" }
 
+        // The same speakers with etcd as the store: one member, then the leader of three killed under them.
+        let (etcdCrash, etcdGraceful) = try await etcdScenarios()
+        let leaderKill = try await etcdLeaderKillPauses(count: max(3, runs / 3))
+
         // keepalived on the same LAN: stop the speakers first (they hold nothing keepalived uses).
         for node in 1...lab.nodes { try await lab.signalAll(node: node, SIGTERM) }
         try await Task.sleep(for: .milliseconds(500))
@@ -206,6 +210,8 @@ struct L2Benchmark: BenchmarkSection {
                       "\(metalCrash.gaps.count)+\(metalGraceful.gaps.count)", "\(metalCrash.dropped) / \(metalGraceful.dropped)"])
         failover.add(["MetalVIP, IPv6 VIP (NDP)", format(median(ndpCrash.gaps)), format(median(ndpGraceful.gaps)),
                       "\(ndpCrash.gaps.count)+\(ndpGraceful.gaps.count)", "\(ndpCrash.dropped) / \(ndpGraceful.dropped)"])
+        failover.add(["MetalVIP on etcd (1 member)", format(median(etcdCrash.gaps)), format(median(etcdGraceful.gaps)),
+                      "\(etcdCrash.gaps.count)+\(etcdGraceful.gaps.count)", "\(etcdCrash.dropped) / \(etcdGraceful.dropped)"])
         for label in vrrp.keys.sorted().reversed() {
             let (crash, graceful) = vrrp[label]!
             failover.add([label, format(median(crash.gaps)) + " (" + ratio(median(crash.gaps), metalCrashMedian) + ")",
@@ -221,6 +227,18 @@ struct L2Benchmark: BenchmarkSection {
             "IPv6 row: \(vip6), gap = fault to first Neighbor Advertisement from another MAC (a solicitation every 1 ms), \(runs6) runs each",
             "MetalVIP IPv6 crash runs: \(ndpCrash.gaps.map(format).joined(separator: ", "))",
             "MetalVIP IPv6 handover runs: \(ndpGraceful.gaps.map(format).joined(separator: ", "))",
+            "etcd row: the same speakers and defaults with --store etcd://192.0.2.241:2379 (etcd 3.4 in its own namespace on the LAN); goal: crash < 1000 ms",
+            "MetalVIP on etcd crash runs: \(etcdCrash.gaps.map(format).joined(separator: ", "))",
+            "MetalVIP on etcd handover runs: \(etcdGraceful.gaps.map(format).joined(separator: ", "))",
+        ]
+        var pause = Table(title: "etcd leader killed under the speakers (3 members, one per namespace; ms)",
+                          columns: ["longest silence for the VIP, median", "runs", "range", "answered twice"])
+        pause.add([format(median(leaderKill.gaps)), "\(leaderKill.gaps.count)",
+                   leaderKill.gaps.isEmpty ? "n/a" : "\(format(leaderKill.gaps.min()!))–\(format(leaderKill.gaps.max()!))",
+                   "\(leaderKill.doubleAnswered)"])
+        pause.notes = [
+            "kill -9 of the etcd leader 1 s into a 4 s probe (a request every 1 ms); silence = longest gap between two replies",
+            "etcd runs with --heartbeat-interval 50 --election-timeout 500; speakers fall silent at their 200 ms lease deadline until a new leader takes their renewals",
         ]
         let reply = replyTable("ARP reply time (median request-to-reply, µs)", arpTimes, notes: [
             "as a client sees it: request sent to reply delivered to the probe program (includes the client's own wakeup, as arping shows)",
@@ -229,7 +247,39 @@ struct L2Benchmark: BenchmarkSection {
         let ndpReply = replyTable("NDP reply time (median solicitation-to-advertisement, µs)", ndpTimes, notes: [
             "multicast solicitations to each address's solicited-node group from 2001:db8::1, every 5 ms; same veth, same run",
         ])
-        return [failover, reply, ndpReply]
+        return [failover, pause, reply, ndpReply]
+    }
+
+    /// Crash failover and graceful handover with the speakers on a one-member etcd on the LAN.
+    func etcdScenarios() async throws -> (crash: Runs, graceful: Runs) {
+        let lab = try await LANLab(nodes: 3, etcdMembers: 1, binaries: Self.releaseDirectory)
+        try await lab.configure(labConfig)
+        try lab.startSpeakers(["--log-level", "warning"])
+        return try await speakerScenarios(lab, vip: vip, count: runs)
+    }
+
+    /// The longest silence the client saw for the VIP when the etcd leader of three was killed, per run.
+    func etcdLeaderKillPauses(count: Int) async throws -> Runs {
+        let lab = try await LANLab(nodes: 3, etcdMembers: 3, binaries: Self.releaseDirectory)
+        guard let etcd = lab.etcd else { return Runs() }
+        try await lab.configure(labConfig)
+        try lab.startSpeakers(["--log-level", "warning"])
+        var pauses = Runs()
+        for _ in 0..<count {
+            guard try await settle(lab, vip) != nil, let leader = try await etcd.leader() else {
+                pauses.add(.noOwnerBefore)
+                continue
+            }
+            let (report, _) = try await lab.probe([vip], durationMs: 4000, faultAfterMs: 1000) {
+                await etcd.kill(member: leader)
+            }
+            try etcd.start(member: leader)
+            try await etcd.waitUntilHealthy()
+            guard let target = report.targets[vip] else { pauses.add(.noMove); continue }
+            if target.doubleAnswers > 0 { pauses.add(.doubleAnswered(target.doubleAnswers)); continue }
+            pauses.add(target.longestSilenceNs.map { .moved(milliseconds: Double($0) / 1_000_000) } ?? .noMove)
+        }
+        return pauses
     }
 
     func median(_ values: [Double]) -> Double? {
