@@ -18,7 +18,43 @@ public final class EtcdCluster: @unchecked Sendable {
         var peerURL: String { "http://" + (host.contains(":") ? "[\(host)]:\(peerPort)" : "\(host):\(peerPort)") }
     }
 
+    /// Certificates for a cluster that speaks only TLS and wants client certificates (loopback only).
+    public struct Certificates: Sendable {
+        public var directory: String
+        public var ca: String { directory + "/ca.pem" }
+        public var serverCertificate: String { directory + "/server.pem" }
+        public var serverKey: String { directory + "/server.key" }
+        public var clientCertificate: String { directory + "/client.pem" }
+        public var clientKey: String { directory + "/client.key" }
+
+        /// A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+        public static func make(in directory: String) async throws -> Certificates {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let certificates = Certificates(directory: directory)
+            let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+            let steps: [[String]] = [
+                ["openssl", "req", "-x509"] + key + ["-keyout", directory + "/ca.key", "-out", certificates.ca,
+                                                      "-days", "2", "-subj", "/CN=metalvip-test-ca"],
+                ["openssl", "req"] + key + ["-keyout", certificates.serverKey, "-out", directory + "/server.csr", "-subj", "/CN=etcd"],
+                ["openssl", "x509", "-req", "-in", directory + "/server.csr", "-CA", certificates.ca, "-CAkey", directory + "/ca.key",
+                 "-CAcreateserial", "-days", "2", "-out", certificates.serverCertificate, "-extfile", directory + "/server.ext"],
+                ["openssl", "req"] + key + ["-keyout", certificates.clientKey, "-out", directory + "/client.csr", "-subj", "/CN=metalvip"],
+                ["openssl", "x509", "-req", "-in", directory + "/client.csr", "-CA", certificates.ca, "-CAkey", directory + "/ca.key",
+                 "-CAcreateserial", "-days", "2", "-out", certificates.clientCertificate, "-extfile", directory + "/client.ext"],
+            ]
+            try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
+                .write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
+            try "extendedKeyUsage=clientAuth\n".write(toFile: directory + "/client.ext", atomically: true, encoding: .utf8)
+            for step in steps {
+                let result = try await LANLab.shell(step)
+                guard result.status == 0 else { throw LANLab.LabError("\(step.joined(separator: " ")): \(result.output)") }
+            }
+            return certificates
+        }
+    }
+
     public let members: [Member]
+    public let certificates: Certificates?
     /// Raft timing: the test default is faster than etcd's (100 ms / 1 s) so a leader loss costs
     /// a fraction of a second, which is what the leader-kill test measures around.
     public let heartbeatMs: Int
@@ -29,16 +65,19 @@ public final class EtcdCluster: @unchecked Sendable {
 
     /// `etcd://HOST:PORT,...` for `--store`.
     public var url: String { "etcd://" + members.map(\.clientEndpoint).joined(separator: ",") }
+    private var clientScheme: String { certificates == nil ? "http" : "https" }
 
     /// Members on loopback (`namespaces` nil) or one per namespace at the given addresses.
     public init(members count: Int = 1, namespaces: [(namespace: String, address: String)]? = nil,
-                heartbeatMs: Int = 50, electionMs: Int = 500) async throws {
+                heartbeatMs: Int = 50, electionMs: Int = 500, tls: Bool = false) async throws {
         precondition(namespaces == nil || namespaces!.count == count, "one namespace per member")
+        precondition(!tls || namespaces == nil, "TLS members run on loopback")
         let serial = Self.counter.add(1, ordering: .relaxed).newValue
         token = "mv\(getpid())x\(serial)"
         self.heartbeatMs = heartbeatMs
         self.electionMs = electionMs
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-etcd-\(token)").path
+        certificates = tls ? try await Certificates.make(in: base + "/tls") : nil
         var members: [Member] = []
         for index in 0..<count {
             let place = namespaces?[index]
@@ -67,8 +106,8 @@ public final class EtcdCluster: @unchecked Sendable {
         let member = members[index]
         try FileManager.default.createDirectory(atPath: member.dataDirectory, withIntermediateDirectories: true)
         let initialCluster = members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
-        let client = "http://\(member.clientEndpoint)"
-        let arguments = [
+        let client = "\(clientScheme)://\(member.clientEndpoint)"
+        var arguments = [
             "etcd", "--name", member.name, "--data-dir", member.dataDirectory + "/data",
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", member.peerURL, "--initial-advertise-peer-urls", member.peerURL,
@@ -76,6 +115,10 @@ public final class EtcdCluster: @unchecked Sendable {
             "--heartbeat-interval", String(heartbeatMs), "--election-timeout", String(electionMs),
             "--logger", "zap", "--log-outputs", member.dataDirectory + "/etcd.log", "--log-level", "warn",
         ]
+        if let certificates {
+            arguments += ["--cert-file", certificates.serverCertificate, "--key-file", certificates.serverKey,
+                          "--client-cert-auth", "--trusted-ca-file", certificates.ca]
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = (member.namespace.map { ["ip", "netns", "exec", $0] } ?? []) + arguments
@@ -102,10 +145,11 @@ public final class EtcdCluster: @unchecked Sendable {
     /// Runs `etcdctl` against the given members (all by default), from the first member's namespace.
     @discardableResult
     public func etcdctl(_ arguments: [String], members indices: [Int]? = nil) async throws -> String {
-        let chosen = (indices ?? Array(members.indices)).map { "http://\(members[$0].clientEndpoint)" }
+        let chosen = (indices ?? Array(members.indices)).map { "\(clientScheme)://\(members[$0].clientEndpoint)" }
         let namespace = indices.flatMap { $0.first.map { members[$0].namespace } } ?? members[0].namespace
         let command = (namespace.map { ["ip", "netns", "exec", $0] } ?? [])
             + ["etcdctl", "--endpoints", chosen.joined(separator: ","), "--dial-timeout", "1s", "--command-timeout", "3s"]
+            + (certificates.map { ["--cacert", $0.ca, "--cert", $0.clientCertificate, "--key", $0.clientKey] } ?? [])
             + arguments
         let result = try await LANLab.shell(command)
         guard result.status == 0 else { throw LANLab.LabError("etcdctl \(arguments.joined(separator: " ")): \(result.output)") }

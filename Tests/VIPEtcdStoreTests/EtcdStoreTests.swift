@@ -193,4 +193,29 @@ import VIPStoreConformance
         let wrong = try signedIn("nope")
         await #expect { try await wrong.get("a") } throws: { "\($0)".contains("authentication as root failed") }
     }
+
+    @Test func tlsWithClientCertificates() async throws {
+        let cluster = try await EtcdCluster(tls: true)
+        let certificates = try #require(cluster.certificates)
+        func store(_ tls: EtcdConfiguration.TLS?) throws -> EtcdStore {
+            var configuration = try EtcdConfiguration(url: cluster.url)
+            configuration.tls = tls
+            return try EtcdStore(configuration)
+        }
+        let secure = try store(.init(caFile: certificates.ca, certificateFile: certificates.clientCertificate,
+                                     keyFile: certificates.clientKey))
+        try await secure.put("a", Self.data("1"))
+        #expect(try await secure.get("a")?.value == Self.data("1"))
+        let probe = WatchProbe(secure.watch(prefix: "", after: 0))
+        #expect(await probe.waitForEvents(1).map(\.key) == ["a"])
+        probe.cancel()
+
+        // Without a client certificate the member refuses; without the CA the client refuses the member.
+        await #expect(throws: StoreError.self) { try await store(.init(caFile: certificates.ca)).get("a") }
+        await #expect(throws: StoreError.self) {
+            try await store(.init(certificateFile: certificates.clientCertificate, keyFile: certificates.clientKey)).get("a")
+        }
+        await #expect(throws: StoreError.self) { try await store(nil).get("a") }
+        #expect(throws: EtcdConfigurationError.self) { try store(.init(caFile: "/nonexistent/ca.pem")) }
+    }
 }
