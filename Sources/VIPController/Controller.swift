@@ -19,6 +19,9 @@ public final class Controller: Sendable {
         public var resyncInterval: Duration = .seconds(30)
         /// Writes per transaction: large applies commit in chunks, each fenced by the lease.
         public var batchSize: Int = 256
+        /// Store history kept for watchers that reconnect; the leader compacts what is older. etcd keeps
+        /// every revision until someone compacts, and node-lease renewals make many per second.
+        public var historyRetention: Duration = .seconds(300)
 
         public init(loadBalancerClass: String? = nil) {
             self.loadBalancerClass = loadBalancerClass
@@ -78,6 +81,7 @@ public final class Controller: Sendable {
                     try? await Task.sleep(for: self.settings.resyncInterval)
                 }
             }
+            group.addTask { await self.compactionLoop() }
             group.addTask {
                 for await _ in triggers {
                     guard !Task.isCancelled else { break }
@@ -109,6 +113,27 @@ public final class Controller: Sendable {
             if now && !leading { trigger.yield() }
             leading = now
             try? await Task.sleep(for: now ? settings.renewInterval : min(settings.renewInterval, settings.standbyInterval))
+        }
+    }
+
+    /// While leading, notes the store revision every fifth of the retention and compacts through the newest
+    /// note older than the retention, so a watcher away for less than that resumes without a re-list.
+    private func compactionLoop() async {
+        var marks: [(at: ContinuousClock.Instant, revision: Revision)] = []
+        while !Task.isCancelled {
+            try? await Task.sleep(for: settings.historyRetention / 5)
+            guard await lease.isLeader else { marks.removeAll(); continue }
+            guard let revision = try? await store.list(prefix: lease.key).revision else { continue }
+            let now = ContinuousClock.now
+            marks.append((now, revision))
+            guard let cutoff = marks.last(where: { now - $0.at >= settings.historyRetention }) else { continue }
+            marks.removeAll { now - $0.at >= settings.historyRetention }
+            do {
+                try await store.compact(through: cutoff.revision)
+                logger.debug("compacted store history through revision \(cutoff.revision)")
+            } catch {
+                logger.warning("could not compact store history through revision \(cutoff.revision): \(error)")
+            }
         }
     }
 

@@ -229,4 +229,29 @@ func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [St
         let lease = try #require(try await fixture.store.get(Keyspace.controllerLease))
         #expect(try RecordCoding.decode(LeaseRecord.self, from: lease.value).holder == "")
     }
+
+    @Test func theLeaderCompactsHistoryOlderThanTheRetention() async throws {
+        let fixture = try StoreFixture()
+        let first = try await fixture.store.put("scratch/a", Data("1".utf8))
+        try await fixture.store.delete("scratch/a")
+        var settings = Controller.Settings()
+        settings.historyRetention = .milliseconds(500)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let controller = Controller(store: fixture.store, identity: "c1", settings: settings, logger: logger)
+        let running = Task { try await controller.run() }
+        defer { running.cancel() }
+        // Bounded: the first compaction comes after one retention plus one tick; wait up to 10 retentions.
+        var compacted = false
+        for _ in 0..<50 where !compacted {
+            try await Task.sleep(for: .milliseconds(100))
+            var iterator = fixture.store.watch(prefix: "scratch/", after: first - 1).makeAsyncIterator()
+            do {
+                _ = try await iterator.next()
+            } catch StoreError.compacted {
+                compacted = true
+            }
+        }
+        #expect(compacted, "history older than the retention was compacted")
+    }
 }
