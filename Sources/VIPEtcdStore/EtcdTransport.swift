@@ -69,7 +69,7 @@ final class EtcdTransport: Sendable {
                 case EtcdWire.ErrorBody.unauthenticated where configuration.credentials != nil && !reauthenticated:
                     // Simple tokens expire (5 minutes by default): fetch a new one and try once more.
                     reauthenticated = true
-                    state.withLock { $0.token = nil }
+                    invalidateToken()
                     continue
                 case EtcdWire.ErrorBody.unavailable:
                     // No leader, leader changed, request timed out inside etcd: another member may do better.
@@ -120,6 +120,9 @@ final class EtcdTransport: Sendable {
     }
 
     func markFailing() { state.withLock { $0.failing = true } }
+
+    /// etcd refused the token (expired, or auth re-enabled): the next request authenticates again.
+    func invalidateToken() { state.withLock { $0.token = nil } }
 
     private func succeeded() {
         state.withLock {

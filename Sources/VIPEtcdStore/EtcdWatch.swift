@@ -72,6 +72,7 @@ struct EtcdWatch: Sendable {
         guard response.status == .ok else {
             let body = try? await response.body.collect(upTo: 1 << 20)
             let failure = body.flatMap { try? JSONDecoder().decode(EtcdWire.ErrorBody.self, from: Data($0.readableBytesView)) }
+            if failure?.code == EtcdWire.ErrorBody.unauthenticated { store.transport.invalidateToken() }
             throw StreamEnd.reconnect("etcd \(endpoint): \(failure?.text ?? "HTTP \(response.status.code)")")
         }
         connected()
@@ -112,7 +113,10 @@ struct EtcdWatch: Sendable {
         } catch {
             throw StreamEnd.reconnect("etcd \(endpoint): unreadable watch frame: \(error)")
         }
-        if let error = frame.error { throw StreamEnd.reconnect("etcd \(endpoint): \(error.text)") }
+        if let error = frame.error {
+            if error.code == EtcdWire.ErrorBody.unauthenticated { store.transport.invalidateToken() }
+            throw StreamEnd.reconnect("etcd \(endpoint): \(error.text)")
+        }
         guard let result = frame.result else { return }
         if result.canceled == true {
             if let compacted = result.compact_revision?.value, compacted > 0 { throw StreamEnd.compacted(compacted) }

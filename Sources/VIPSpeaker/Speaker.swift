@@ -143,8 +143,12 @@ public actor Speaker {
                 NodeInterface(name: name, up: local[name]?.isUp ?? false, mac: local[name]?.mac)
             })
         do {
-            let revision = try await store.put(Keyspace.nodeLease(settings.node), try RecordCoding.encode(record),
-                                               durability: .volatile)
+            let key = Keyspace.nodeLease(settings.node), value = try RecordCoding.encode(record)
+            // A renewal that outlasts the lease is worthless (this node is silent by then) and must not hold
+            // up the next one: a store member that hangs (an etcd election) is given up on at the deadline.
+            let revision = try await Self.within(settings.leaseDuration) { [store] in
+                try await store.put(key, value, durability: .volatile)
+            }
             let now = MonotonicInstant.now()
             Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "speaker")])
                 .recordNanoseconds((now - startedAt).nanosecondsClamped)
@@ -172,6 +176,22 @@ public actor Speaker {
             } else {
                 logger.debug("node lease renewal failed again: \(error)")
             }
+        }
+    }
+
+    /// Runs `body`, cancelling it and throwing `StoreError.unavailable` if it takes longer than `limit`.
+    static func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw StoreError.unavailable("no answer within \(limit.milliseconds) ms")
+            }
+            return result
         }
     }
 
