@@ -22,6 +22,9 @@ public final class Controller: Sendable {
         /// Store history kept for watchers that reconnect; the leader compacts what is older. etcd keeps
         /// every revision until someone compacts, and node-lease renewals make many per second.
         public var historyRetention: Duration = .seconds(300)
+        /// A node lease unchanged this long (by this controller's clock) belongs to a node that is gone
+        /// for good: the leader deletes it, so decommissioned nodes do not stay in the store forever.
+        public var deadNodeRetention: Duration = .seconds(3600)
 
         public init(loadBalancerClass: String? = nil) {
             self.loadBalancerClass = loadBalancerClass
@@ -81,7 +84,7 @@ public final class Controller: Sendable {
                     try? await Task.sleep(for: self.settings.resyncInterval)
                 }
             }
-            group.addTask { await self.compactionLoop() }
+            group.addTask { await self.housekeepingLoop() }
             group.addTask {
                 for await _ in triggers {
                     guard !Task.isCancelled else { break }
@@ -116,16 +119,23 @@ public final class Controller: Sendable {
         }
     }
 
-    /// While leading, notes the store revision every fifth of the retention and compacts through the newest
-    /// note older than the retention, so a watcher away for less than that resumes without a re-list.
-    private func compactionLoop() async {
+    /// While leading: compacts history older than the retention (noting the revision every fifth of it, and
+    /// compacting through the newest note older than that, so a watcher away for less resumes without a
+    /// re-list), and deletes node leases that have not changed for `deadNodeRetention`.
+    private func housekeepingLoop() async {
         var marks: [(at: ContinuousClock.Instant, revision: Revision)] = []
+        var nodeLeases: [String: (revision: Revision, since: ContinuousClock.Instant)] = [:]
         while !Task.isCancelled {
-            try? await Task.sleep(for: settings.historyRetention / 5)
-            guard await lease.isLeader else { marks.removeAll(); continue }
-            guard let revision = try? await store.list(prefix: lease.key).revision else { continue }
+            try? await Task.sleep(for: min(settings.historyRetention, settings.deadNodeRetention) / 5)
+            guard await lease.isLeader else {
+                marks.removeAll()
+                nodeLeases.removeAll()
+                continue
+            }
+            guard let listing = try? await store.list(prefix: Keyspace.nodeLeasesPrefix) else { continue }
             let now = ContinuousClock.now
-            marks.append((now, revision))
+            await collectDeadNodes(listing, now: now, seen: &nodeLeases)
+            marks.append((now, listing.revision))
             guard let cutoff = marks.last(where: { now - $0.at >= settings.historyRetention }) else { continue }
             marks.removeAll { now - $0.at >= settings.historyRetention }
             do {
@@ -133,6 +143,28 @@ public final class Controller: Sendable {
                 logger.debug("compacted store history through revision \(cutoff.revision)")
             } catch {
                 logger.warning("could not compact store history through revision \(cutoff.revision): \(error)")
+            }
+        }
+    }
+
+    /// Judged by this controller's own clock from when it first saw each lease at its revision; the delete
+    /// is conditional on that revision, so a node that renews meanwhile keeps its lease.
+    private func collectDeadNodes(_ listing: Listing, now: ContinuousClock.Instant,
+                                  seen: inout [String: (revision: Revision, since: ContinuousClock.Instant)]) async {
+        var current: [String: (revision: Revision, since: ContinuousClock.Instant)] = [:]
+        for record in listing.records {
+            let previous = seen[record.key]
+            current[record.key] = previous?.revision == record.modRevision ? previous! : (record.modRevision, now)
+        }
+        seen = current
+        for (key, entry) in current where now - entry.since >= settings.deadNodeRetention {
+            do {
+                try await store.delete(key, expecting: .modRevision(entry.revision))
+                seen[key] = nil
+                logger.info("deleted the node lease of \(key.dropFirst(Keyspace.nodeLeasesPrefix.count)): unchanged for \(settings.deadNodeRetention)",
+                            metadata: ["node": "\(key.dropFirst(Keyspace.nodeLeasesPrefix.count))"])
+            } catch {
+                logger.debug("kept \(key): \(error)")
             }
         }
     }

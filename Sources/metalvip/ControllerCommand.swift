@@ -22,6 +22,12 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Leader lease duration in milliseconds.")
     var leaseDurationMs: Int = 3000
 
+    @Option(help: "Store history kept for watchers that reconnect, in seconds; the leader compacts older history.")
+    var historyRetentionSeconds: Int = 300
+
+    @Option(help: "Delete a node's lease once it has not changed for this many seconds (a node gone for good).")
+    var deadNodeRetentionSeconds: Int = 3600
+
     @OptionGroup var observability: ObservabilityOptions
 
     @OptionGroup var storeOptions: StoreOptions
@@ -33,6 +39,8 @@ struct ControllerCommand: AsyncParsableCommand {
             var settings = Controller.Settings(loadBalancerClass: loadBalancerClass)
             settings.leaseDuration = .milliseconds(leaseDurationMs)
             settings.renewInterval = .milliseconds(max(50, leaseDurationMs / 4))
+            settings.historyRetention = .seconds(max(1, historyRetentionSeconds))
+            settings.deadNodeRetention = .seconds(max(1, deadNodeRetentionSeconds))
             let name = identity ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
             let store = try storeOptions.open()
             let controller = Controller(store: store, identity: name, settings: settings, logger: logger)

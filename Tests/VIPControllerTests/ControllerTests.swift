@@ -254,4 +254,28 @@ func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [St
         }
         #expect(compacted, "history older than the retention was compacted")
     }
+
+    @Test func theLeaderDeletesNodeLeasesThatStoppedChangingAndKeepsLiveOnes() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.store.put(Keyspace.nodeLease("gone"), Data("{}".utf8))
+        try await fixture.store.put(Keyspace.nodeLease("alive"), Data("{}".utf8))
+        var settings = Controller.Settings()
+        settings.deadNodeRetention = .milliseconds(600)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let controller = Controller(store: fixture.store, identity: "c1", settings: settings, logger: logger)
+        let running = Task { try await controller.run() }
+        defer { running.cancel() }
+        // Bounded: "alive" renews every 100 ms for up to 3 s; "gone" must go within that time.
+        var goneAt: Int?
+        for tick in 0..<30 {
+            try await fixture.store.put(Keyspace.nodeLease("alive"), Data("{\"tick\": \(tick)}".utf8))
+            try await Task.sleep(for: .milliseconds(100))
+            if goneAt == nil, try await fixture.store.get(Keyspace.nodeLease("gone")) == nil { goneAt = tick }
+            if let goneAt, tick > goneAt + 8 { break }
+        }
+        let tick = try #require(goneAt, "the stale node lease was never deleted")
+        #expect(tick >= 5, "not before it was unchanged for the retention (600 ms)")
+        #expect(try await fixture.store.get(Keyspace.nodeLease("alive")) != nil, "a renewing node keeps its lease")
+    }
 }
