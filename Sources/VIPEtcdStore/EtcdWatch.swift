@@ -35,6 +35,7 @@ struct EtcdWatch: Sendable {
         var failing = false
         while !Task.isCancelled {
             let requested = cursor.value
+            let recoveries = store.transport.recoveries
             do {
                 try await session(cursor: cursor, continuation: continuation, connected: {
                     backoff.reset()
@@ -55,7 +56,11 @@ struct EtcdWatch: Sendable {
                     store.logger.warning("watch on \(prefix) lost (\(error)); reconnecting with backoff from revision \(cursor.value)")
                 }
             }
-            try? await Task.sleep(for: backoff.next())
+            // Back off, but come back at once when another request gets through: the store is back.
+            let wakeAt = ContinuousClock.now + backoff.next()
+            while ContinuousClock.now < wakeAt, store.transport.recoveries == recoveries, !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
         }
         continuation.finish()
     }

@@ -277,6 +277,20 @@ public final class LANLab: @unchecked Sendable {
         return nil
     }
 
+    /// The owner once the VIP has stopped moving: the same single MAC in three probes over at least
+    /// 600 ms (right after start, a VIP may sit on a node briefly before moving to its preferred one).
+    public func waitForSettledOwner(_ vip: String, timeout: Duration = .seconds(15)) async throws -> Int? {
+        let deadline = ContinuousClock.now + timeout
+        var streak: [Int] = []
+        while ContinuousClock.now < deadline {
+            guard let owner = try await waitForOwner(vip, timeout: deadline - ContinuousClock.now) else { return nil }
+            streak = streak.last == owner ? streak + [owner] : [owner]
+            if streak.count >= 3 { return owner }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        return nil
+    }
+
     public func log(_ name: String) -> String {
         (try? String(contentsOfFile: workPath + "/\(name).log", encoding: .utf8)) ?? ""
     }

@@ -90,6 +90,13 @@ public struct LeaseObserver: Sendable {
         self.revision = revision
     }
 
+    /// Counts a full duration again from `now`, as if the record had just changed: for an observer that was
+    /// blind for a while (its store unreachable), whose "unchanged" may only mean "not seen". Always safe:
+    /// it can only delay a takeover, never cause one.
+    public mutating func restartClock(at now: MonotonicInstant) {
+        if changedAt != nil { changedAt = now }
+    }
+
     public func state(at now: MonotonicInstant) -> LeaseState {
         guard let record, !record.isReleased, let changedAt else { return .free }
         let expiry = changedAt + record.duration

@@ -159,6 +159,9 @@ public actor Speaker {
             if table.renewed(until: startedAt + settings.leaseDuration, now: now) {
                 logger.warning("node lease lapsed; claims are re-proven before answering again")
                 confirmed.removeAll()
+                // This node could not see the store either: the others' leases only look unchanged. Give each
+                // a full duration from now, so owners re-prove their claims instead of losing them to a race.
+                for node in observed.keys { observed[node]?.observer.restartClock(at: now) }
                 poke()
             } else if first || snapshot == nil {
                 poke()

@@ -12,9 +12,12 @@ import VIPLabHarness
         let etcd = try #require(lab.etcd)
         try await lab.configure(labConfig)
         try lab.startSpeakers()
-        let owner = try #require(try await lab.waitForOwner(vip), "nobody answered for \(vip)")
+        let owner = try #require(try await lab.waitForSettledOwner(vip), "nobody answered for \(vip)")
         let before = try await assignedAddresses(lab)
         #expect(before["web"] == [vip])
+
+        let takes = { (node: Int) in lab.log("n\(node)").components(separatedBy: "took \(self.vip) ").count - 1 }
+        let takesBefore = (1...lab.nodes).map(takes)
 
         await etcd.kill(member: 0)
         // Past every speaker's lease deadline (200 ms): nobody can renew, so nobody may answer.
@@ -24,8 +27,12 @@ import VIPLabHarness
 
         try etcd.start(member: 0)
         try await etcd.waitUntilHealthy()
-        let back = try #require(try await lab.waitForOwner(vip, timeout: .seconds(20)), "\(vip) was not announced again")
+        let back = try #require(try await lab.waitForSettledOwner(vip, timeout: .seconds(20)), "\(vip) was not announced again")
         #expect(back == owner, "the same node announces it again (its rendezvous rank did not change)")
+        // Re-proven in place: after an outage that blinded everyone, no other node grabbed it meanwhile.
+        for node in 1...lab.nodes where node != owner {
+            #expect(takes(node) == takesBefore[node - 1], "n\(node) took \(vip) after the outage")
+        }
         let after = try checked(try await lab.probe([vip], durationMs: 600).targets[vip], lab)
         #expect(after.replies.count == 1)
         #expect(try await assignedAddresses(lab) == before, "assignments unchanged")

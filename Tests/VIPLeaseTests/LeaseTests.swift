@@ -21,6 +21,24 @@ import VIPLease
         #expect(observer.state(at: at(12_400)).isTakeable == false)
     }
 
+    @Test func aBlindObserverRestartsItsClockAndNeverFreesALease() {
+        var observer = LeaseObserver()
+        observer.observe(record: record("a"), revision: 5, at: at(0))
+        #expect(observer.state(at: at(3_000)) == .expired(holder: "a"))
+        // Back from a store outage: "unchanged" may only mean "not seen"; a full duration counts again.
+        observer.restartClock(at: at(3_000))
+        #expect(observer.state(at: at(3_999)) == .held(holder: "a", remaining: .milliseconds(1)))
+        #expect(observer.state(at: at(4_000)) == .expired(holder: "a"))
+        // Nothing to restart for what was never seen, and a released lease stays free.
+        var empty = LeaseObserver()
+        empty.restartClock(at: at(1))
+        #expect(empty.state(at: at(1)) == .free)
+        var released = LeaseObserver()
+        released.observe(record: record(""), revision: 2, at: at(0))
+        released.restartClock(at: at(10))
+        #expect(released.state(at: at(10)) == .free)
+    }
+
     @Test func wallClockInTheRecordIsIgnored() {
         var observer = LeaseObserver()
         // A renew time years in the past (skewed writer clock) still counts as fresh when first seen.
