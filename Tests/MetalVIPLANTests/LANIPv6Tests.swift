@@ -19,12 +19,7 @@ import VIPLabHarness
         try lab.startSpeakers()
         var owners: [String: Int] = [:]
         for vip in vips {
-            _ = try #require(try await lab.waitForOwner(vip), "nobody answered for \(vip)")
-        }
-        // A speaker that started first may hold a VIP until its preferred node claims it: settle, then ask again.
-        try await Task.sleep(for: .milliseconds(500))
-        for vip in vips {
-            owners[vip] = try #require(try await lab.waitForOwner(vip), "nobody answered for \(vip)")
+            owners[vip] = try #require(try await lab.waitForSettledOwner(vip), "nobody answered for \(vip)")
         }
         return (lab, owners)
     }

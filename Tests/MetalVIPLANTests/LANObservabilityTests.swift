@@ -18,7 +18,7 @@ import VIPLabHarness
         try lab.startSpeakers()
         // The controller runs in the client's namespace: its own loopback, the same store.
         try lab.start("controller", namespace: "\(lab.prefix)c", [lab.metalvip, "controller", "--store", lab.store])
-        let owner = try #require(try await lab.waitForOwner(vip))
+        let owner = try #require(try await lab.waitForSettledOwner(vip))
 
         var samples = try await scrape(lab, node: owner)
         #expect(PrometheusText.value(samples, "metallb_speaker_announced",

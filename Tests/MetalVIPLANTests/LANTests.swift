@@ -12,7 +12,7 @@ import VIPLabHarness
         let lab = try await LANLab(etcdMembers: store.etcdMembers)
         try await lab.configure(labConfig)
         try lab.startSpeakers()
-        let owner = try #require(try await lab.waitForOwner(vip), "nobody answered for \(vip)")
+        let owner = try #require(try await lab.waitForSettledOwner(vip), "nobody answered for \(vip)")
         return (lab, owner)
     }
 
