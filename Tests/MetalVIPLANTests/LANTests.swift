@@ -7,10 +7,12 @@ import VIPLabHarness
 @Suite(.serialized) struct LANTests {
     let vip = "192.0.2.100"
 
-    /// A LAN with the config applied and three speakers running, and the VIP's current owner.
+    /// A LAN with the config applied, the controller and three speakers running on `store`, and the VIP's
+    /// settled owner.
     func ready(on store: LabStore = .file) async throws -> (LANLab, Int) {
         let lab = try await LANLab(etcdMembers: store.etcdMembers)
         try await lab.configure(labConfig)
+        try lab.start("controller", namespace: "\(lab.prefix)c", [lab.metalvip, "controller", "--store", lab.store])
         try lab.startSpeakers()
         let owner = try #require(try await lab.waitForSettledOwner(vip), "nobody answered for \(vip)")
         return (lab, owner)
