@@ -26,11 +26,13 @@ final class StoreFixture: Sendable {
         try await Applier(store: store).apply([ManifestFile(name: "test.yaml", text: yaml)])
     }
 
-    func controller(_ identity: String = "c1", lbClass: String? = nil, leaseDuration: Duration = .seconds(3)) -> Controller {
+    func controller(_ identity: String = "c1", lbClass: String? = nil, leaseDuration: Duration = .seconds(3),
+                    adjust: (inout Controller.Settings) -> Void = { _ in }) -> Controller {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         var settings = Controller.Settings(loadBalancerClass: lbClass)
         settings.leaseDuration = leaseDuration
+        adjust(&settings)
         return Controller(store: store, identity: identity, settings: settings, logger: logger)
     }
 
@@ -234,11 +236,7 @@ func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [St
         let fixture = try StoreFixture()
         let first = try await fixture.store.put("scratch/a", Data("1".utf8))
         try await fixture.store.delete("scratch/a")
-        var settings = Controller.Settings()
-        settings.historyRetention = .milliseconds(500)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let controller = Controller(store: fixture.store, identity: "c1", settings: settings, logger: logger)
+        let controller = fixture.controller { $0.historyRetention = .milliseconds(500) }
         let running = Task { try await controller.run() }
         defer { running.cancel() }
         // Bounded: the first compaction comes after one retention plus one tick; wait up to 10 retentions.
@@ -259,11 +257,7 @@ func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [St
         let fixture = try StoreFixture()
         try await fixture.store.put(Keyspace.nodeLease("gone"), Data("{}".utf8))
         try await fixture.store.put(Keyspace.nodeLease("alive"), Data("{}".utf8))
-        var settings = Controller.Settings()
-        settings.deadNodeRetention = .milliseconds(600)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let controller = Controller(store: fixture.store, identity: "c1", settings: settings, logger: logger)
+        let controller = fixture.controller { $0.deadNodeRetention = .milliseconds(600) }
         let running = Task { try await controller.run() }
         defer { running.cancel() }
         // Bounded: "alive" renews every 100 ms for up to 3 s; "gone" must go within that time.
