@@ -56,7 +56,10 @@ public final class PacketResponder: Responder {
     }
 
     public func open(_ interface: LinkInfo) throws {
-        if let existing = sessions.withLock({ $0[interface.name] }), existing.index == interface.index { return }
+        // Same interface, same MAC: keep the sockets. A new index or a new MAC (answers and the unicast
+        // destination check must use it) gets fresh sessions.
+        if let existing = sessions.withLock({ $0[interface.name] }), existing.index == interface.index,
+           existing.arp.mac == interface.mac { return }
         close(interface.name)
         let arp = try PacketSocket(interfaceIndex: interface.index, interfaceName: interface.name, protocol: .arp,
                                    filter: try PacketFilter(expression: Self.arpRequests))

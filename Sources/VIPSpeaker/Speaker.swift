@@ -344,6 +344,8 @@ public actor Speaker {
                 withdraw(interface: change.index)
                 responder.close(change.name)
             } else if change.mac != previous?.mac {
+                logger.info("interface \(change.name) changed its MAC to \(change.mac.map { "\($0)" } ?? "none")")
+                if change.isUp { openResponder(change) }
                 confirmed.removeAll()  // answers must carry the new MAC: re-announce
             }
             await renew()

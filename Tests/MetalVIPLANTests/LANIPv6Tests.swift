@@ -95,6 +95,24 @@ import VIPLabHarness
         #expect(toOther?.replies.isEmpty == true, "a node that does not own the VIP stays silent: \(toOther?.replies ?? [:])")
     }
 
+    /// The owner's interface gets a new MAC while it stays up: answers carry the new MAC, unicast probes to
+    /// it are answered, and those to the old one are not (a responder keyed to the old MAC would do both wrong).
+    @Test func aNewMACWithoutALinkFlapIsUsedAtOnce() async throws {
+        let (lab, owners) = try await ready([vip6])
+        let owner = owners[vip6]!
+        let oldMAC = try #require(lab.macs[owner])
+        let newMAC = "02:00:5e:10:00:42"
+        try await LANLab.shell(["ip", "-n", "\(lab.prefix)n\(owner)", "link", "set", "dev", "eth0", "address", newMAC])
+        try await Task.sleep(for: .milliseconds(500))
+        let multicast = try #require(try await lab.probe([vip6], durationMs: 400).targets[vip6])
+        #expect(multicast.replies.keys.sorted() == [newMAC], "\(multicast.replies)")
+        #expect(multicast.advertisements?[newMAC]?.targetLinkLayerAddresses.keys.sorted() == [newMAC])
+        let toNew = try #require(try await lab.probe([vip6], durationMs: 400, unicastMAC: newMAC).targets[vip6])
+        #expect(toNew.replies.keys.sorted() == [newMAC], "a NUD probe to the new MAC is answered: \(toNew.replies)")
+        let toOld = try #require(try await lab.probe([vip6], durationMs: 400, unicastMAC: oldMAC).targets[vip6])
+        #expect(toOld.requests > 0 && toOld.replies.isEmpty, "the old MAC is not this node's any more: \(toOld.replies)")
+    }
+
     @Test func pingResolvesTheVIPThroughTheClientsNeighbourCache() async throws {
         let (lab, owners) = try await ready([vip6])
         let ownerMAC = try #require(lab.macs[owners[vip6]!])
