@@ -181,6 +181,7 @@ public final class Controller: Sendable {
                     backoff.reset()
                     trigger.yield()
                 }
+                backoff.reset()  // ended without an error: watch again soon, from where it stopped
             } catch StoreError.compacted {
                 after = (try? await store.list(prefix: prefix).revision) ?? after
                 trigger.yield()

@@ -220,6 +220,7 @@ public actor Speaker {
                     after = max(after, event.revision)
                     absorb(event: event, prefix: prefix)
                 }
+                backoff.reset()  // ended without an error: watch again soon, from where it stopped
             } catch StoreError.compacted {
                 first = true
                 continue
