@@ -63,8 +63,7 @@ final class EtcdTransport: Sendable {
                     succeeded()
                     return try decode(Response.self, data, from: endpoint, path: path)
                 }
-                let failure = (try? JSONDecoder().decode(EtcdWire.ErrorBody.self, from: data))
-                    ?? EtcdWire.ErrorBody(error: nil, message: "HTTP \(status.code)", code: nil)
+                let failure = EtcdWire.ErrorBody(data, status: status)
                 switch failure.code {
                 case EtcdWire.ErrorBody.unauthenticated where configuration.credentials != nil && !reauthenticated:
                     // Simple tokens expire (5 minutes by default): fetch a new one and try once more.
@@ -134,22 +133,24 @@ final class EtcdTransport: Sendable {
     }
 
     private func send<Request: Encodable & Sendable>(
-        _ path: String, _ body: Request, to endpoint: EtcdConfiguration.Endpoint, deadline: Duration
+        _ path: String, _ body: Request, to endpoint: EtcdConfiguration.Endpoint, deadline: Duration,
+        authenticated: Bool = true
     ) async throws -> (HTTPResponseStatus, Data) {
-        let request = try await makeRequest(path, body, to: endpoint)
+        let request = try await makeRequest(path, body, to: endpoint, authenticated: authenticated)
         let response = try await Self.client.execute(request, timeout: .init(deadline))
         let buffer = try await response.body.collect(upTo: 64 << 20)
         return (response.status, Data(buffer.readableBytesView))
     }
 
+    /// A JSON POST to `path`; with the auth token unless it is the request that fetches one.
     private func makeRequest<Request: Encodable & Sendable>(
-        _ path: String, _ body: Request, to endpoint: EtcdConfiguration.Endpoint
+        _ path: String, _ body: Request, to endpoint: EtcdConfiguration.Endpoint, authenticated: Bool = true
     ) async throws -> HTTPClientRequest {
         var request = HTTPClientRequest(url: "\(scheme)://\(endpoint)\(path)")
         request.method = .POST
         request.tlsConfiguration = tlsConfiguration
         request.headers.add(name: "Content-Type", value: "application/json")
-        if let token = try await token(for: endpoint) {
+        if authenticated, let token = try await token(for: endpoint) {
             request.headers.add(name: "Authorization", value: token)
         }
         request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
@@ -160,16 +161,11 @@ final class EtcdTransport: Sendable {
     private func token(for endpoint: EtcdConfiguration.Endpoint) async throws -> String? {
         guard let credentials = configuration.credentials else { return nil }
         if let token = state.withLock({ $0.token }) { return token }
-        var request = HTTPClientRequest(url: "\(scheme)://\(endpoint)/v3/auth/authenticate")
-        request.method = .POST
-        request.tlsConfiguration = tlsConfiguration
-        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(
-            EtcdWire.AuthenticateRequest(name: credentials.user, password: credentials.password))))
-        let response = try await Self.client.execute(request, timeout: .init(configuration.requestTimeout))
-        let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-        guard response.status == .ok else {
-            let failure = try? JSONDecoder().decode(EtcdWire.ErrorBody.self, from: data)
-            throw StoreError.unavailable("etcd \(endpoint): authentication as \(credentials.user) failed: \(failure?.text ?? "HTTP \(response.status.code)")")
+        let (status, data) = try await send("/v3/auth/authenticate",
+                                            EtcdWire.AuthenticateRequest(name: credentials.user, password: credentials.password),
+                                            to: endpoint, deadline: configuration.requestTimeout, authenticated: false)
+        guard status == .ok else {
+            throw StoreError.unavailable("etcd \(endpoint): authentication as \(credentials.user) failed: \(EtcdWire.ErrorBody(data, status: status).text)")
         }
         guard let token = try decode(EtcdWire.AuthenticateResponse.self, data, from: endpoint, path: "/v3/auth/authenticate").token else {
             throw StoreError.unavailable("etcd \(endpoint): authentication returned no token (is auth enabled?)")

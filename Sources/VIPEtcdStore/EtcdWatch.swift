@@ -75,10 +75,10 @@ struct EtcdWatch: Sendable {
         let recoveries = store.transport.recoveries
         let (response, endpoint) = try await store.transport.stream("/v3/watch", request)
         guard response.status == .ok else {
-            let body = try? await response.body.collect(upTo: 1 << 20)
-            let failure = body.flatMap { try? JSONDecoder().decode(EtcdWire.ErrorBody.self, from: Data($0.readableBytesView)) }
-            if failure?.code == EtcdWire.ErrorBody.unauthenticated { store.transport.invalidateToken() }
-            throw StreamEnd.reconnect("etcd \(endpoint): \(failure?.text ?? "HTTP \(response.status.code)")")
+            let body = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let failure = EtcdWire.ErrorBody(body, status: response.status)
+            if failure.code == EtcdWire.ErrorBody.unauthenticated { store.transport.invalidateToken() }
+            throw StreamEnd.reconnect("etcd \(endpoint): \(failure.text)")
         }
         connected()
         let transport = store.transport

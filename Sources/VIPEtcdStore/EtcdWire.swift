@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 
 /// The JSON shapes of etcd's v3 gateway (grpc-gateway over etcdserverpb). The gateway writes int64 as
 /// strings, bytes as base64, enums by name, and leaves out every field that holds its default.
@@ -155,5 +156,16 @@ enum EtcdWire {
         static let failedPrecondition = 9
 
         var text: String { message ?? error ?? "unknown error" }
+
+        init(error: String? = nil, message: String? = nil, code: Int? = nil) {
+            self.error = error
+            self.message = message
+            self.code = code
+        }
+
+        /// What a non-200 answer says: etcd's JSON error, or just the HTTP status when the body is not one.
+        init(_ body: Data, status: HTTPResponseStatus) {
+            self = (try? JSONDecoder().decode(ErrorBody.self, from: body)) ?? ErrorBody(message: "HTTP \(status.code)")
+        }
     }
 }
