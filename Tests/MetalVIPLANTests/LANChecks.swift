@@ -11,6 +11,37 @@ func checked(_ target: TargetReport?, _ lab: LANLab) throws -> TargetReport {
     return target
 }
 
+/// Probes `vip` while its `owner` crashes (`kill -9` and link cut): exactly one clean move, off the owner to
+/// another speaker, within 2 s. Returns the target's report, that move, and when the crash happened.
+func crashMove(_ lab: LANLab, _ vip: String, owner: Int) async throws
+    -> (target: TargetReport, move: TargetReport.Transition, killedAt: Int64) {
+    let (report, killedAt) = try await lab.probe([vip], durationMs: 3000) { try await lab.crash(node: owner) }
+    let target = try checked(report.targets[vip], lab)
+    let move = try #require(target.transitions.first, "the VIP never moved")
+    #expect(target.transitions.count == 1)
+    #expect(lab.node(ofMAC: move.from) == owner)
+    let taker = try #require(lab.node(ofMAC: move.to))
+    #expect(taker != owner)
+    #expect(move.atNs - killedAt < 2_000_000_000, "failover happened within 2 s")
+    return (target, move, killedAt)
+}
+
+/// Probes `vip` while its `owner` gets SIGTERM: exactly one clean move off the owner, well before its lease
+/// could expire, and a clean exit. Returns the target's report and that move.
+@discardableResult
+func handoverMove(_ lab: LANLab, _ vip: String, owner: Int) async throws -> (target: TargetReport, move: TargetReport.Transition) {
+    let (report, stoppedAt) = try await lab.probe([vip], durationMs: 2500) { lab.signal(node: owner, SIGTERM) }
+    let target = try checked(report.targets[vip], lab)
+    let move = try #require(target.transitions.first, "the VIP never moved")
+    #expect(target.transitions.count == 1)
+    #expect(lab.node(ofMAC: move.from) == owner && lab.node(ofMAC: move.to) != owner)
+    #expect(move.atNs - stoppedAt < 1_000_000_000, "handover well before the lease could expire")
+    let process = try #require(lab.process("n\(owner)"))
+    for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(!process.isRunning && process.terminationStatus == 0, "clean exit on SIGTERM")
+    return (target, move)
+}
+
 /// The store a LAN test runs on: the file store, or a one-member etcd in its own namespace on the LAN.
 enum LabStore: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case file, etcd

@@ -126,15 +126,7 @@ import VIPLabHarness
 
     @Test func crashFailoverOfAnIPv6VIPAfterKillNineAndLinkCut() async throws {
         let (lab, owners) = try await ready([vip6])
-        let owner = owners[vip6]!
-        let (report, killedAt) = try await lab.probe([vip6], durationMs: 3000) { try await lab.crash(node: owner) }
-        let target = try checked(report.targets[vip6], lab)
-        let transition = try #require(target.transitions.first, "the VIP never moved")
-        #expect(target.transitions.count == 1)
-        #expect(lab.node(ofMAC: transition.from) == owner)
-        let taker = try #require(lab.node(ofMAC: transition.to))
-        #expect(taker != owner)
-        #expect(transition.atNs - killedAt < 2_000_000_000, "failover happened within 2 s")
+        let (target, transition, killedAt) = try await crashMove(lab, vip6, owner: owners[vip6]!)
         let burst = target.gratuitous.filter { $0.mac == transition.to && $0.atNs >= killedAt }
         #expect(!burst.isEmpty && burst.allSatisfy { $0.operation == "advertisement" && $0.flags == "O" },
                 "unsolicited advertisements, override set and solicited clear, from the taker: \(burst)")
@@ -144,16 +136,7 @@ import VIPLabHarness
 
     @Test func gracefulHandoverOfAnIPv6VIPOnSIGTERM() async throws {
         let (lab, owners) = try await ready([vip6])
-        let owner = owners[vip6]!
-        let (report, stoppedAt) = try await lab.probe([vip6], durationMs: 2500) { lab.signal(node: owner, SIGTERM) }
-        let target = try checked(report.targets[vip6], lab)
-        let transition = try #require(target.transitions.first, "the VIP never moved")
-        #expect(target.transitions.count == 1)
-        #expect(lab.node(ofMAC: transition.from) == owner && lab.node(ofMAC: transition.to) != owner)
-        #expect(transition.atNs - stoppedAt < 1_000_000_000, "handover well before the lease could expire")
-        let process = try #require(lab.process("n\(owner)"))
-        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(!process.isRunning && process.terminationStatus == 0, "clean exit on SIGTERM")
+        try await handoverMove(lab, vip6, owner: owners[vip6]!)
     }
 
     /// The client sends nothing after the handover, and its entry is REACHABLE for far longer than the test:

@@ -21,14 +21,7 @@ import VIPLabHarness
     @Test(arguments: LabStore.allCases)
     func crashFailoverAfterKillNineAndLinkCut(on store: LabStore) async throws {
         let (lab, owner) = try await ready(on: store)
-        let (report, killedAt) = try await lab.probe([vip], durationMs: 3000) { try await lab.crash(node: owner) }
-        let target = try checked(report.targets[vip], lab)
-        let transition = try #require(target.transitions.first, "the VIP never moved")
-        #expect(target.transitions.count == 1)
-        #expect(lab.node(ofMAC: transition.from) == owner)
-        let taker = try #require(lab.node(ofMAC: transition.to))
-        #expect(taker != owner)
-        #expect(transition.atNs - killedAt < 2_000_000_000, "failover happened within 2 s")
+        let (target, transition, killedAt) = try await crashMove(lab, vip, owner: owner)
         let burst = target.gratuitous.filter { $0.mac == transition.to && $0.atNs >= killedAt }
         #expect(burst.contains { $0.operation == "request" } && burst.contains { $0.operation == "reply" },
                 "gratuitous ARP in both forms from the taker")
@@ -37,14 +30,7 @@ import VIPLabHarness
     @Test(arguments: LabStore.allCases)
     func gracefulHandoverOnSIGTERM(on store: LabStore) async throws {
         let (lab, owner) = try await ready(on: store)
-        let (report, stoppedAt) = try await lab.probe([vip], durationMs: 2500) { lab.signal(node: owner, SIGTERM) }
-        let target = try checked(report.targets[vip], lab)
-        let transition = try #require(target.transitions.first, "the VIP never moved")
-        #expect(target.transitions.count == 1)
-        #expect(transition.atNs - stoppedAt < 1_000_000_000, "handover well before the lease could expire")
-        let process = try #require(lab.process("n\(owner)"))
-        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(!process.isRunning && process.terminationStatus == 0, "clean exit on SIGTERM")
+        try await handoverMove(lab, vip, owner: owner)
         #expect(lab.log("n\(owner)").contains("released 1 claims and the node lease in"))
     }
 
