@@ -60,7 +60,7 @@ public final class EtcdCluster: @unchecked Sendable {
     public let heartbeatMs: Int
     public let electionMs: Int
     private let token: String
-    private let processes = Mutex<[Int: Process]>([:])
+    private let processes = ProcessGroup<Int>()
     static let counter = Atomic<Int>(0)
 
     /// `etcd://HOST:PORT,...` for `--store`.
@@ -91,11 +91,7 @@ public final class EtcdCluster: @unchecked Sendable {
     }
 
     deinit {
-        for process in processes.withLock({ Array($0.values) }) where process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGCONT)
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        processes.killAll()
         if let first = members.first {
             try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: first.dataDirectory).deletingLastPathComponent().path)
         }
@@ -119,19 +115,13 @@ public final class EtcdCluster: @unchecked Sendable {
             arguments += ["--cert-file", certificates.serverCertificate, "--key-file", certificates.serverKey,
                           "--client-cert-auth", "--trusted-ca-file", certificates.ca]
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = (member.namespace.map { ["ip", "netns", "exec", $0] } ?? []) + arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        processes.withLock { $0[index] = process }
+        // etcd writes its own log (--log-outputs) into the member's directory.
+        try processes.launch(index, namespace: member.namespace, arguments, output: FileHandle.nullDevice)
     }
 
     /// `kill -9` on member `index` (its data stays for a restart).
     public func kill(member index: Int) async {
-        guard let process = processes.withLock({ $0.removeValue(forKey: index) }) else { return }
+        guard let process = processes.remove(index) else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         await withCheckedContinuation { continuation in
             Thread { process.waitUntilExit(); continuation.resume() }.start()
@@ -139,7 +129,7 @@ public final class EtcdCluster: @unchecked Sendable {
     }
 
     public func signal(member index: Int, _ signal: Int32) {
-        if let process = processes.withLock({ $0[index] }) { Glibc.kill(process.processIdentifier, signal) }
+        processes.signal(index, signal)
     }
 
     /// Runs `etcdctl` against the given members (all by default), from the first member's namespace.
@@ -158,7 +148,7 @@ public final class EtcdCluster: @unchecked Sendable {
 
     /// Waits (at most `timeout`) until every running member reports healthy.
     public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
-        let running = processes.withLock { Array($0.keys) }.sorted()
+        let running = processes.keys.sorted()
         let deadline = ContinuousClock.now + timeout
         var last = ""
         while ContinuousClock.now < deadline {
@@ -175,7 +165,7 @@ public final class EtcdCluster: @unchecked Sendable {
 
     /// The index of the member that leads now, as the members report it.
     public func leader() async throws -> Int? {
-        let running = processes.withLock { Array($0.keys) }.sorted()
+        let running = processes.keys.sorted()
         let output = try await etcdctl(["endpoint", "status", "-w", "json"], members: running)
         guard let statuses = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] else { return nil }
         for status in statuses {

@@ -30,7 +30,7 @@ public final class LANLab: @unchecked Sendable {
     public let etcd: EtcdCluster?
     public let nodes: Int
     public let binaries: URL
-    private let processes = Mutex<[String: Process]>([:])
+    private let processes = ProcessGroup<String>()
     /// Node number -> its eth0 MAC.
     public private(set) var macs: [Int: String] = [:]
 
@@ -74,11 +74,7 @@ public final class LANLab: @unchecked Sendable {
     }
 
     deinit {
-        for process in processes.withLock({ Array($0.values) }) where process.isRunning {
-            kill(process.processIdentifier, SIGCONT)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        processes.killAll()
         _ = try? Self.shellBlocking([Self.repository.appendingPathComponent("Tools/lab").path, "down", prefix])
         try? FileManager.default.removeItem(atPath: workPath)
     }
@@ -143,16 +139,9 @@ public final class LANLab: @unchecked Sendable {
 
     /// Starts a long-running process inside a namespace, logging to a file in the work directory.
     public func start(_ name: String, namespace: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace] + arguments
         let log = URL(fileURLWithPath: workPath + "/\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: log)
-        process.standardError = try FileHandle(forWritingTo: log)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        processes.withLock { $0[name] = process }
+        try processes.launch(name, namespace: namespace, arguments, output: try FileHandle(forWritingTo: log))
     }
 
     public func startSpeakers(_ extra: [String] = []) throws {
@@ -164,10 +153,10 @@ public final class LANLab: @unchecked Sendable {
                   [metalvip, "speaker", "--node", "n\(node)", "--interface", "eth0", "--store", store, "--log-level", "debug"] + extra)
     }
 
-    public func process(_ name: String) -> Process? { processes.withLock { $0[name] } }
+    public func process(_ name: String) -> Process? { processes[name] }
 
     public func signal(node: Int, _ signal: Int32) {
-        if let process = process("n\(node)") { kill(process.processIdentifier, signal) }
+        processes.signal("n\(node)", signal)
     }
 
     /// Cuts the node's link at the bridge, as a dead machine's link would go.
@@ -203,21 +192,14 @@ public final class LANLab: @unchecked Sendable {
     /// unicast to `unicastMAC`).
     public func startProbe(_ targets: [String], durationMs: Int, intervalMs: Double = 5,
                            unicastMAC: String? = nil) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var arguments = ["ip", "netns", "exec", "\(prefix)c", lab, "probe", "--source-ip", "192.0.2.1",
-                         "--source-ip6", "2001:db8::1",
+        var arguments = [lab, "probe", "--source-ip", "192.0.2.1", "--source-ip6", "2001:db8::1",
                          "--interval-ms", String(intervalMs), "--duration-ms", String(durationMs)]
         for target in targets { arguments += ["--target", target] }
         if let unicastMAC { arguments += ["--unicast-mac", unicastMAC] }
-        process.arguments = arguments
         let output = URL(fileURLWithPath: workPath + "/probe-\(UUID().uuidString).json")
         FileManager.default.createFile(atPath: output.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = FileHandle.standardError
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        processes.withLock { $0["probe-\(output.lastPathComponent)"] = process }
+        let process = try processes.launch("probe-\(output.lastPathComponent)", namespace: "\(prefix)c", arguments,
+                                           output: try FileHandle(forWritingTo: output), errors: FileHandle.standardError)
         probeOutputs.withLock { $0[process.processIdentifier] = output }
         return process
     }
