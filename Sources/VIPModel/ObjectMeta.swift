@@ -4,20 +4,24 @@ public enum Kind: String, Sendable, Hashable, CaseIterable, Comparable, Codable 
     case ipAddressPool = "IPAddressPool"
     case l2Advertisement = "L2Advertisement"
     case service = "Service"
+    case endpointSlice = "EndpointSlice"
+    case endpoints = "Endpoints"
 
     /// The `apiVersion` each kind must carry, as the Kubernetes API server would demand.
     public var apiVersion: String {
         switch self {
-        case .namespace, .service: "v1"
+        case .namespace, .service, .endpoints: "v1"
         case .ipAddressPool, .l2Advertisement: "metallb.io/v1beta1"
+        case .endpointSlice: "discovery.k8s.io/v1"
         }
     }
 
     /// Older API versions that are accepted as the same kind.
     public var acceptedAPIVersions: Set<String> {
         switch self {
-        case .namespace, .service: ["v1"]
+        case .namespace, .service, .endpoints: ["v1"]
         case .ipAddressPool, .l2Advertisement: ["metallb.io/v1beta1", "metallb.io/v1beta2"]
+        case .endpointSlice: ["discovery.k8s.io/v1"]
         }
     }
 
@@ -28,6 +32,8 @@ public enum Kind: String, Sendable, Hashable, CaseIterable, Comparable, Codable 
         case .service: "service"
         case .ipAddressPool: "ipaddresspool.metallb.io"
         case .l2Advertisement: "l2advertisement.metallb.io"
+        case .endpointSlice: "endpointslice.discovery.k8s.io"
+        case .endpoints: "endpoints"
         }
     }
 
@@ -41,6 +47,7 @@ public enum Kind: String, Sendable, Hashable, CaseIterable, Comparable, Codable 
         case .ipAddressPool: 1
         case .l2Advertisement: 2
         case .service: 3
+        case .endpointSlice, .endpoints: 4
         }
     }
 

@@ -4,6 +4,8 @@ public enum Resource: Sendable, Hashable {
     case ipAddressPool(IPAddressPool)
     case l2Advertisement(L2Advertisement)
     case service(Service)
+    case endpointSlice(EndpointSlice)
+    case endpoints(Endpoints)
 
     /// Decodes and validates a document whose kind is known.
     public init(kind: Kind, document: Value) throws(FieldError) {
@@ -12,6 +14,8 @@ public enum Resource: Sendable, Hashable {
         case .ipAddressPool: self = .ipAddressPool(try IPAddressPool(document: document))
         case .l2Advertisement: self = .l2Advertisement(try L2Advertisement(document: document))
         case .service: self = .service(try Service(document: document))
+        case .endpointSlice: self = .endpointSlice(try EndpointSlice(document: document))
+        case .endpoints: self = .endpoints(try Endpoints(document: document))
         }
     }
 
@@ -21,6 +25,8 @@ public enum Resource: Sendable, Hashable {
         case .ipAddressPool(let object): object.meta
         case .l2Advertisement(let object): object.meta
         case .service(let object): object.meta
+        case .endpointSlice(let object): object.meta
+        case .endpoints(let object): object.meta
         }
     }
 
@@ -30,6 +36,8 @@ public enum Resource: Sendable, Hashable {
         case .ipAddressPool: .ipAddressPool
         case .l2Advertisement: .l2Advertisement
         case .service: .service
+        case .endpointSlice: .endpointSlice
+        case .endpoints: .endpoints
         }
     }
 
@@ -40,7 +48,7 @@ public enum Resource: Sendable, Hashable {
         switch kind {
         case .ipAddressPool: IPAddressPool.warnings(document: document)
         case .l2Advertisement: L2Advertisement.warnings(document: document)
-        case .namespace, .service: []
+        case .namespace, .service, .endpointSlice, .endpoints: []
         }
     }
 }

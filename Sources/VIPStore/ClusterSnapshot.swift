@@ -34,6 +34,10 @@ public struct ClusterSnapshot: Sendable {
     public var advertisements: [StoredObject<L2Advertisement>] = []
     /// Sorted by creation (create revision), then namespace and name: the order services were applied in.
     public var services: [StoredObject<Service>] = []
+    /// Sorted by namespace and name.
+    public var endpointSlices: [StoredObject<EndpointSlice>] = []
+    /// Sorted by namespace and name.
+    public var endpoints: [StoredObject<Endpoints>] = []
     public var assignments: [ObjectKey: StoredValue<ServiceAssignment>] = [:]
     public var events: [ObjectKey: StoredValue<ServiceEvents>] = [:]
     public var problems: [String] = []
@@ -72,6 +76,8 @@ public struct ClusterSnapshot: Sendable {
         }
         snapshot.pools.sort { $0.resource.name < $1.resource.name }
         snapshot.advertisements.sort { $0.resource.name < $1.resource.name }
+        snapshot.endpointSlices.sort { $0.resource.key < $1.resource.key }
+        snapshot.endpoints.sort { $0.resource.key < $1.resource.key }
         snapshot.services.sort {
             ($0.record.createRevision, $0.resource.meta.namespace, $0.resource.name)
                 < ($1.record.createRevision, $1.resource.meta.namespace, $1.resource.name)
@@ -99,12 +105,33 @@ public struct ClusterSnapshot: Sendable {
             advertisements.append(StoredObject(resource: advertisement, document: document, record: record))
         case .service(let service):
             services.append(StoredObject(resource: service, document: document, record: record))
+        case .endpointSlice(let slice):
+            endpointSlices.append(StoredObject(resource: slice, document: document, record: record))
+        case .endpoints(let endpoints):
+            self.endpoints.append(StoredObject(resource: endpoints, document: document, record: record))
         }
     }
 
     /// A namespace's labels, with the automatic name label even when no Namespace was applied.
     public func namespaceLabels(_ name: String) -> [String: String] {
         Namespace.labels(name: name, declared: namespaces[name]?.resource.meta.labels ?? [:])
+    }
+
+    /// A service's backends: its EndpointSlices, or, when it has none, its v1 Endpoints as slices.
+    public func backendSlices(of service: ObjectKey) -> [EndpointSlice] {
+        let slices = endpointSlices.map(\.resource).filter { $0.service == service }
+        if !slices.isEmpty { return slices }
+        return endpoints.first { $0.resource.service == service }?.resource.slices ?? []
+    }
+
+    /// Every service's backends, as `backendSlices(of:)` gives them, in one pass over the slices.
+    public var backendSlicesByService: [ObjectKey: [EndpointSlice]] {
+        var result: [ObjectKey: [EndpointSlice]] = [:]
+        for slice in endpointSlices { result[slice.resource.service, default: []].append(slice.resource) }
+        for object in endpoints where result[object.resource.service] == nil {
+            result[object.resource.service] = object.resource.slices
+        }
+        return result
     }
 
     public func service(_ key: ObjectKey) -> StoredObject<Service>? {

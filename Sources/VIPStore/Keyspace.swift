@@ -6,6 +6,8 @@ import VIPModel
 ///     ipaddresspools/NS/NAME          the applied IPAddressPool document
 ///     l2advertisements/NS/NAME        the applied L2Advertisement document
 ///     services/NS/NAME                the applied Service document
+///     endpointslices/NS/NAME          the applied EndpointSlice document (a service's backends)
+///     endpoints/NS/NAME               the applied v1 Endpoints document (used when a service has no slices)
 ///     assignments/NS/NAME             the controller's answer: the service's addresses
 ///     events/NS/NAME                  the service's recent events
 ///     leases/controller               the controller leader lease (leases/controller@CLASS per --lb-class)
@@ -32,6 +34,8 @@ public enum Keyspace {
         case .ipAddressPool: "ipaddresspools/"
         case .l2Advertisement: "l2advertisements/"
         case .service: "services/"
+        case .endpointSlice: "endpointslices/"
+        case .endpoints: "endpoints/"
         }
     }
 
