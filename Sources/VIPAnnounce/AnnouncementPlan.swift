@@ -132,14 +132,20 @@ public enum AnnouncementPlanner {
         return result
     }
 
-    public static func plan(_ groups: [VIPGroup], snapshot: ClusterSnapshot, nodes: [NodeStatus]) -> [GroupPlan] {
+    /// - Parameter localEndpointNodes: for each `externalTrafficPolicy: Local` service, the nodes with a usable
+    ///   endpoint of it. As in MetalLB, only those may announce its group: the traffic stays on the node it reaches.
+    public static func plan(_ groups: [VIPGroup], snapshot: ClusterSnapshot, nodes: [NodeStatus],
+                            localEndpointNodes: [ObjectKey: Set<String>] = [:]) -> [GroupPlan] {
         let advertisements = snapshot.advertisements.map(\.resource)
         let pools = Dictionary(snapshot.pools.map { ($0.resource.name, $0.resource) }, uniquingKeysWith: { a, _ in a })
         return groups.map { group in
             var eligible: [String: [String]] = [:]
+            let localServices = group.services.filter { localEndpointNodes[$0] != nil }
             // A group whose address left every pool has no candidates: nobody announces it.
             if group.addresses.allSatisfy({ snapshot.pool(containing: $0) != nil }) {
-                for node in nodes {
+                for node in nodes where localServices.allSatisfy({ service in
+                    localEndpointNodes[service]!.contains(node.name) && !node.unservable.contains(service)
+                }) {
                     var interfaces: Set<String>?
                     for name in group.pools {
                         guard let pool = pools[name] else { interfaces = []; break }

@@ -20,11 +20,15 @@ public struct NodeLease: Sendable, Hashable, Codable {
     public var lease: LeaseRecord
     public var labels: [String: String]
     public var interfaces: [NodeInterface]
+    /// `externalTrafficPolicy: Local` services whose endpoints on this node all fail their health checks: the
+    /// node must not announce them. Absent when empty, so the record (written 20 times a second) stays small.
+    public var unservable: [ObjectKey]?
 
-    public init(lease: LeaseRecord, labels: [String: String], interfaces: [NodeInterface]) {
+    public init(lease: LeaseRecord, labels: [String: String], interfaces: [NodeInterface], unservable: [ObjectKey] = []) {
         self.lease = lease
         self.labels = labels
         self.interfaces = interfaces
+        self.unservable = unservable.isEmpty ? nil : unservable.sorted()
     }
 
     public var node: String { lease.holder }
@@ -55,10 +59,13 @@ public struct NodeStatus: Sendable, Hashable {
     public var name: String
     public var labels: [String: String]
     public var upInterfaces: Set<String>
+    /// Local-policy services this node cannot serve now (see `NodeLease.unservable`).
+    public var unservable: Set<ObjectKey>
 
-    public init(name: String, labels: [String: String], upInterfaces: Set<String>) {
+    public init(name: String, labels: [String: String], upInterfaces: Set<String>, unservable: Set<ObjectKey> = []) {
         self.name = name
         self.labels = labels
         self.upInterfaces = upInterfaces
+        self.unservable = unservable
     }
 }

@@ -55,7 +55,7 @@ public enum Kind: String, Sendable, Hashable, CaseIterable, Comparable, Codable 
 }
 
 /// Kind, namespace and name: what identifies an object, here as in Kubernetes.
-public struct ObjectKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct ObjectKey: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     public var kind: Kind
     public var namespace: String
     public var name: String

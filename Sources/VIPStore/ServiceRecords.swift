@@ -15,8 +15,11 @@ public enum EventReason: String, Sendable, Hashable, Codable {
     case clearAssignment = "ClearAssignment"
     /// A speaker took the service's address: MetalLB's event for the announcing node.
     case nodeAssigned = "nodeAssigned"
+    /// A speaker's health checks took an endpoint out of the service's forwarding, or put it back.
+    case endpointUnhealthy = "EndpointUnhealthy"
+    case endpointHealthy = "EndpointHealthy"
 
-    public var type: String { self == .allocationFailed ? "Warning" : "Normal" }
+    public var type: String { self == .allocationFailed || self == .endpointUnhealthy ? "Warning" : "Normal" }
 }
 
 /// A Kubernetes-style event about one service.

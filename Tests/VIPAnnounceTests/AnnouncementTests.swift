@@ -190,3 +190,42 @@ func node(_ name: String, labels: [String: String] = [:], up: Set<String> = ["et
         })
     }
 }
+
+@Suite struct LocalPolicyCandidacyTests {
+    func world() throws -> World {
+        var world = World()
+        try world.pool("lan", ["192.0.2.100-192.0.2.110"])
+        world.advertise("all")
+        world.service("web", ["192.0.2.100"])
+        world.service("other", ["192.0.2.101"])
+        return world
+    }
+
+    @Test func onlyNodesWithALocalEndpointMayAnnounceALocalService() throws {
+        let world = try world()
+        let web = ObjectKey(.service, namespace: "default", name: "web")
+        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: world.snapshot), snapshot: world.snapshot,
+                                             nodes: [node("a"), node("b"), node("c")], localEndpointNodes: [web: ["b"]])
+        #expect(plans.first { $0.group.services == [web] }?.candidates.map(\.node) == ["b"])
+        // A Cluster service (no entry) keeps every node.
+        #expect(plans.first { $0.group.services != [web] }?.candidates.count == 3)
+    }
+
+    @Test func aLocalServiceWithNoEndpointsHasNoCandidate() throws {
+        let world = try world()
+        let web = ObjectKey(.service, namespace: "default", name: "web")
+        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: world.snapshot), snapshot: world.snapshot,
+                                             nodes: [node("a"), node("b")], localEndpointNodes: [web: []])
+        #expect(plans.first { $0.group.services == [web] }?.candidates.isEmpty == true)
+    }
+
+    @Test func aNodeWhoseLocalEndpointsAllFailItsChecksGivesTheServiceUp() throws {
+        let world = try world()
+        let web = ObjectKey(.service, namespace: "default", name: "web")
+        var failing = node("b")
+        failing.unservable = [web]
+        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: world.snapshot), snapshot: world.snapshot,
+                                             nodes: [node("a"), failing, node("c")], localEndpointNodes: [web: ["b", "c"]])
+        #expect(plans.first { $0.group.services == [web] }?.candidates.map(\.node) == ["c"])
+    }
+}
