@@ -10,7 +10,7 @@ struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metalvip-lab",
         abstract: "Client-side probes for the namespace LAN (tests and bench).",
-        subcommands: [Probe.self, Blast.self])
+        subcommands: [Probe.self, Blast.self, Requests.self])
 }
 
 struct Probe: ParsableCommand {
