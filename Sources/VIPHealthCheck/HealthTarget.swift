@@ -1,7 +1,8 @@
 import VIPModel
 
 /// One endpoint port of one service, checked as that service's annotations say.
-/// The spec is part of the identity: a changed annotation is a new target with fresh state.
+/// The spec is part of the identity, so a changed annotation restarts the checks with the new timing
+/// (the monitor carries the endpoint's current health over).
 public struct HealthTarget: Hashable, Sendable, CustomStringConvertible {
     public var service: ObjectKey
     public var address: IPAddress
