@@ -11,7 +11,8 @@ final class LoopbackSocket: @unchecked Sendable {
     let host: String
 
     /// `listen`: false leaves the port bound but closed, so a connect gets a reset (refused).
-    init(_ host: String, listen: Bool) throws {
+    /// `port`: 0 lets the kernel choose one.
+    init(_ host: String, listen: Bool, port requested: Int = 0) throws {
         let v6 = host.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno)!) }
@@ -20,16 +21,20 @@ final class LoopbackSocket: @unchecked Sendable {
         if v6 {
             var address = sockaddr_in6()
             address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = UInt16(requested).bigEndian
             inet_pton(AF_INET6, host, &address.sin6_addr)
             length = socklen_t(MemoryLayout<sockaddr_in6>.size)
             withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: address, as: sockaddr_in6.self) }
         } else {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(requested).bigEndian
             inet_pton(AF_INET, host, &address.sin_addr)
             length = socklen_t(MemoryLayout<sockaddr_in>.size)
             withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: address, as: sockaddr_in.self) }
         }
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
         }
@@ -180,5 +185,36 @@ final class OneShotHTTPServer: Sendable {
         #expect(outcomes.count == 200)
         #expect(outcomes.allSatisfy { $0 == .timedOut(.milliseconds(300)) })
         #expect(elapsed < .milliseconds(1500), "\(elapsed)")
+    }
+}
+
+/// The monitor with the real prober: a backend whose server goes away is reported after `fall` checks,
+/// and healthy again after `rise` checks once it listens again.
+@Suite struct NetworkMonitorTests {
+    @Test(arguments: NetworkProberTests.hosts) func killedServerIsDetectedAndItsReturnToo(host: String) async throws {
+        var listener = try LoopbackSocket(host, listen: true)
+        let port = listener.port
+        let target = HealthTarget(service: web, address: IPAddress(host)!, port: port,
+                                  spec: HealthCheckSpec(kind: .tcp, interval: .milliseconds(100), timeout: .milliseconds(100)))
+        let log = LogRecorder()
+        let monitor = HealthMonitor(prober: NetworkProber(), logger: log.logger)
+        let collector = TransitionCollector(monitor.transitions)
+        await monitor.update(targets: [target])
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(collector.all.isEmpty, "a listening server stays healthy")
+
+        listener.close()
+        #expect(await eventually { collector.all.count == 1 })
+        #expect(collector.all.first == HealthTransition(target: target, healthy: false,
+                                                        reason: "connection refused (2 failures in a row)"))
+        #expect(await monitor.unhealthy() == [web: [target.address]])
+
+        listener = try LoopbackSocket(host, listen: true, port: port)
+        defer { listener.close() }
+        #expect(await eventually { collector.all.count == 2 })
+        #expect(collector.all.last == HealthTransition(target: target, healthy: true, reason: "connected (2 successes in a row)"))
+        #expect(await monitor.unhealthy() == [:])
+        #expect(log.lines.count == 2)
+        await monitor.stop()
     }
 }
