@@ -43,6 +43,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
+        // Endpoint health checks (TCP connect, HTTP status) with rise/fall, spread and bounded in flight.
+        .target(name: "VIPHealthCheck", dependencies: [
+            "VIPModel",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         // Linux packet/filter/namespace definitions that Glibc does not export (header-only).
         .systemLibrary(name: "CLinuxShim"),
         // libpcap, used only to compile filter expressions to classic BPF.
@@ -116,6 +123,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "VIPStoreTests", dependencies: ["VIPStore"]),
+        // Loopback listeners only (127.0.0.1 and ::1) for the network prober.
+        .testTarget(name: "VIPHealthCheckTests", dependencies: [
+            "VIPHealthCheck", "VIPModel",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The behaviour every store backend must show, run by each backend's tests.
         .target(name: "VIPStoreConformance", dependencies: ["VIPStore"], path: "Tests/VIPStoreConformance"),
         .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore", "VIPStoreConformance"]),

@@ -132,6 +132,7 @@ public struct Service: Sendable, Hashable {
         selector = try spec.stringMap("selector")
         // Validate the annotations now, so a bad one fails `apply` instead of surfacing later.
         _ = try requestedAddresses()
+        _ = try healthCheck()
     }
 
     /// The addresses the service asks for: `loadBalancerIPs` annotation, else `spec.loadBalancerIP`.
