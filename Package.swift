@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Pure logic (no I/O): VIPModel, VIPManifest, VIPAllocation, VIPLease, VIPStore (the interface), VIPAnnounce, VIPPacket.
-// Adapters: VIPFileStore, VIPLink (with the C system libraries). Logic that drives a store: VIPController, VIPClient. Thin executable: metalvip.
+// Pure data path: VIPForwarding. Adapters: VIPFileStore, VIPLink, VIPNFTables (with the C system libraries). Logic that drives a store: VIPController, VIPClient. Thin executable: metalvip.
 let package = Package(
     name: "MetalVIP",
     platforms: [.macOS(.v15)],
@@ -57,8 +57,14 @@ let package = Package(
         // libnl-route-3: the rtnetlink link cache and its change events.
         .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        // libnftables: nft scripts run in-process, each one transaction.
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
         // Raw AF_PACKET sockets, BPF filters, link state and namespaces: the speaker's Linux adapter.
         .target(name: "VIPLink", dependencies: ["VIPModel", "CLinuxShim", "CPcap", "CNetlink"]),
+        // The data path as data: services, endpoints and health -> forwarding state, and its nft text and diffs. Pure.
+        .target(name: "VIPForwarding", dependencies: ["VIPModel"]),
+        // Applies the forwarding state's nft scripts through libnftables; counters and forwarding sysctls.
+        .target(name: "VIPNFTables", dependencies: ["VIPForwarding", "VIPModel", "CNFTables"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
         .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
         // The distributed backend: etcd v3 through its JSON gateway (async-http-client), with watch resume.
@@ -110,6 +116,7 @@ let package = Package(
         // Benchmarks (Tools/bench, release build): not tests, they print tables.
         .executableTarget(name: "metalvip-bench", dependencies: [
             "VIPModel", "VIPAllocation", "VIPAnnounce", "VIPLabHarness", "VIPLease", "VIPPacket", "VIPSpeaker", "VIPStore",
+            "VIPForwarding", "VIPNFTables", "VIPLink",
         ]),
         .testTarget(name: "VIPModelTests", dependencies: ["VIPModel"]),
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
@@ -122,6 +129,9 @@ let package = Package(
             "VIPSpeaker", "VIPAnnounce", "VIPController", "VIPClient", "VIPFileStore", "VIPLink", "VIPModel", "VIPStore", "VIPLease",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "VIPForwardingTests", dependencies: ["VIPForwarding", "VIPModel"]),
+        // As root: NFTables inside throwaway network namespaces, checked with `nft list ruleset` and real traffic.
+        .testTarget(name: "VIPNFTablesTests", dependencies: ["VIPNFTables", "VIPForwarding", "VIPModel", "VIPLink", "VIPLabHarness"]),
         .testTarget(name: "VIPStoreTests", dependencies: ["VIPStore"]),
         // Loopback listeners only (127.0.0.1 and ::1) for the network prober.
         .testTarget(name: "VIPHealthCheckTests", dependencies: [
