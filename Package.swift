@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "VIPAnnounce", dependencies: ["VIPModel", "VIPStore", "VIPLease"]),
         // A node's speaker: node lease, claims, the fenced answer table, and the responders.
         .target(name: "VIPSpeaker", dependencies: [
-            "VIPAnnounce", "VIPLease", "VIPLink", "VIPModel", "VIPPacket", "VIPStore",
+            "VIPAnnounce", "VIPForwarding", "VIPHealthCheck", "VIPLease", "VIPLink", "VIPModel", "VIPPacket", "VIPStore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
@@ -101,7 +101,7 @@ let package = Package(
         ]),
         .executableTarget(name: "metalvip", dependencies: [
             "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPEtcdStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
-            "VIPObservability", "VIPAllocation",
+            "VIPObservability", "VIPAllocation", "VIPForwarding", "VIPHealthCheck", "VIPNFTables",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import Metrics
 import VIPAnnounce
+import VIPForwarding
+import VIPHealthCheck
 import VIPLease
 import VIPLink
 import VIPModel
@@ -54,10 +56,22 @@ public actor Speaker {
     private var myLeaseRevision: Revision?
     /// When renewals started failing, for one warning per outage instead of one per attempt.
     private var renewFailingSince: MonotonicInstant?
+    private let dataPath: DataPath?
+    /// The forwarding inputs of the current snapshot (nil until the first load).
+    private var inputs: ForwardingInputs?
+    /// What the kernel holds, as last committed: changes are computed against it, never by re-listing the ruleset.
+    /// nil until the first transaction, which replaces whatever a crashed predecessor left.
+    private var programmed: ForwardingState?
+    private var forwardingDirty = true
+    /// Why the last data-path transaction failed, for `/readyz`; nil when the kernel holds the desired state.
+    private var forwardingProblem: String?
+    /// Local-policy services this node cannot serve (all local endpoints fail checks), published in the node lease.
+    private var unservable: Set<ObjectKey> = []
 
     public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,
-                table: AnswerTable = AnswerTable(), logger: Logger) {
+                table: AnswerTable = AnswerTable(), dataPath: DataPath? = nil, logger: Logger) {
         self.store = store
+        self.dataPath = dataPath
         self.settings = settings
         self.interfaceSource = interfaces
         self.responder = responder
@@ -85,6 +99,14 @@ public actor Speaker {
             group.addTask { await self.renewLoop() }
             group.addTask { await self.expiryLoop() }
             group.addTask { await self.interfaceLoop() }
+            if let health = dataPath?.health {
+                group.addTask {
+                    for await transition in health.transitions {
+                        if Task.isCancelled { break }
+                        await self.healthChanged(transition)
+                    }
+                }
+            }
             for prefix in Self.objectPrefixes + [Keyspace.claimsPrefix, Keyspace.nodeLeasesPrefix] {
                 group.addTask { await self.watchLoop(prefix) }
             }
@@ -141,7 +163,8 @@ public actor Speaker {
             labels: settings.labels,
             interfaces: settings.interfaces.map { name in
                 NodeInterface(name: name, up: local[name]?.isUp ?? false, mac: local[name]?.mac)
-            })
+            },
+            unservable: Array(unservable))
         do {
             let key = Keyspace.nodeLease(settings.node), value = try RecordCoding.encode(record)
             // A renewal that outlasts the lease is worthless (this node is silent by then) and must not hold
@@ -300,7 +323,8 @@ public actor Speaker {
     }
 
     private func status(of lease: NodeLease) -> NodeStatus {
-        NodeStatus(name: lease.node, labels: lease.labels, upInterfaces: Set(lease.upInterfaces))
+        NodeStatus(name: lease.node, labels: lease.labels, upInterfaces: Set(lease.upInterfaces),
+                   unservable: Set(lease.unservable ?? []))
     }
 
     private func isLive(_ node: String, at now: MonotonicInstant) -> Bool {
@@ -377,25 +401,33 @@ public actor Speaker {
         do {
             if objectsDirty || snapshot == nil {
                 objectsDirty = false
-                snapshot = try await ClusterSnapshot.load(from: store, events: false)
+                let loaded = try await ClusterSnapshot.load(from: store, events: false)
+                snapshot = loaded
+                inputs = ForwardingInputs(loaded)
+                forwardingDirty = true
             }
         } catch {
             objectsDirty = true
             logger.warning("cannot read the store: \(error)")
             return
         }
-        guard let snapshot, let myRevision = myLeaseRevision, !table.isLapsed() else { return }
+        // Rules first and whatever the lease says: every node programs every VIP it may carry, so a takeover
+        // needs only the ARP/NDP move.
+        if let dataPath, let inputs, forwardingDirty { await program(inputs, dataPath) }
+        guard let snapshot, let inputs, let myRevision = myLeaseRevision, !table.isLapsed() else { return }
         let now = MonotonicInstant.now()
         let epoch = table.epoch
         var nodes = [NodeStatus(name: settings.node, labels: settings.labels,
-                                upInterfaces: Set(local.values.filter(\.isUp).map(\.name)))]
+                                upInterfaces: Set(local.values.filter(\.isUp).map(\.name)), unservable: unservable)]
         var views: [String: NodeView] = [settings.node: NodeView(live: true, leaseRevision: myRevision)]
         for (node, entry) in observed {
             let live = isLive(node, at: now)
             views[node] = NodeView(live: live, leaseRevision: entry.observer.revision)
             if live, let lease = entry.lease { nodes.append(status(of: lease)) }
         }
-        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: snapshot), snapshot: snapshot, nodes: nodes)
+        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: snapshot), snapshot: snapshot, nodes: nodes,
+                                             localEndpointNodes: dataPath == nil ? [:] : inputs.localEndpointNodes)
+        await dataPath?.health?.update(targets: inputs.healthTargets(node: settings.node, plans: plans))
         let current = Set(confirmed.filter { $0.value == epoch }.keys)
         let actions = ClaimPlanner.decide(me: settings.node, plans: plans, claims: claims, nodes: views,
                                           confirmed: current, wallTime: RecordCoding.timestamp())
@@ -544,31 +576,95 @@ public actor Speaker {
 
     /// The move history, as events on each service of the group.
     private func recordMove(_ group: VIPGroup, from previous: String?) {
+        let message = "announcing from node \"\(settings.node)\" with protocol \"layer2\"" + (previous.map { " (was \"\($0)\")" } ?? "")
+        recordEvent(.nodeAssigned, message, on: group.services)
+    }
+
+    /// Appends an event to each service's record, in the background, retrying a few times on a race.
+    private func recordEvent(_ reason: EventReason, _ message: String, on services: [ObjectKey]) {
         let store = store
-        let node = settings.node
-        let message = "announcing from node \"\(node)\" with protocol \"layer2\"" + (previous.map { " (was \"\($0)\")" } ?? "")
         let logger = logger
         Task.detached {
-            for service in group.services {
+            for service in services {
                 let key = Keyspace.events(of: service)
                 for _ in 0..<5 {
                     do {
                         let current = try await store.get(key)
                         var events = try current.map { try RecordCoding.decode(ServiceEvents.self, from: $0.value) } ?? ServiceEvents()
-                        events.record(.nodeAssigned, message, at: RecordCoding.timestamp())
+                        events.record(reason, message, at: RecordCoding.timestamp())
                         try await store.put(key, try RecordCoding.encode(events),
                                             expecting: current.map { .modRevision($0.modRevision) } ?? .absent)
                         break
                     } catch StoreError.conflict {
                         continue
                     } catch {
-                        logger.debug("could not record the move for \(service.namespacedName): \(error)")
+                        logger.debug("could not record \(reason.rawValue) for \(service.namespacedName): \(error)")
                         break
                     }
                 }
             }
         }
     }
+
+    // MARK: data path
+
+    /// Brings the kernel to the state the snapshot and health ask for, in one transaction touching only what
+    /// changed since the last one that committed.
+    private func program(_ inputs: ForwardingInputs, _ dataPath: DataPath) async {
+        forwardingDirty = false
+        let unhealthy = await dataPath.health?.unhealthy() ?? [:]
+        let desired = ForwardingPlanner.plan(services: inputs.services, assignments: inputs.assignments,
+                                             backends: inputs.backends, node: settings.node, unhealthy: unhealthy)
+        let update = programmed.map { desired.update(from: $0) } ?? desired.replacement()
+        let nowUnservable = inputs.unservable(node: settings.node, unhealthy: unhealthy)
+        if nowUnservable != unservable {
+            unservable = nowUnservable
+            await renew()  // peers learn at once that this node gives the VIP up
+        }
+        guard !update.isEmpty else {
+            programmed = desired
+            return
+        }
+        let started = MonotonicInstant.now()
+        do {
+            try await dataPath.applier.apply(update)
+            let elapsed = MonotonicInstant.now() - started
+            Timer(label: "metalvip_dataplane_update_duration_seconds", dimensions: [("node", settings.node)])
+                .recordNanoseconds(elapsed.nanosecondsClamped)
+            if programmed == nil || forwardingProblem != nil {
+                logger.info("data path programmed: \(desired.services.count) services in \(elapsed.milliseconds) ms")
+            } else {
+                logger.debug("data path updated: \(update.changedServices) services in \(elapsed.nanosecondsClamped / 1000) µs")
+            }
+            programmed = desired
+            forwardingProblem = nil
+        } catch {
+            // The kernel keeps its last state; the next pass (at the latest the resync) tries again from it.
+            if forwardingProblem == nil { logger.error("cannot program the data path: \(error)") }
+            forwardingProblem = "\(error)"
+            forwardingDirty = true
+        }
+    }
+
+    private func healthChanged(_ transition: HealthTransition) {
+        let target = transition.target
+        let message = "endpoint \(target.endpoint) is \(transition.healthy ? "healthy" : "unhealthy"): \(transition.reason) (checked by node \"\(settings.node)\")"
+        recordEvent(transition.healthy ? .endpointHealthy : .endpointUnhealthy, message, on: [target.service])
+        Counter(label: "metalvip_health_transitions_total",
+                dimensions: [("service", target.service.namespacedName), ("to", transition.healthy ? "healthy" : "unhealthy")]).increment()
+        forwardingDirty = true
+        poke()
+    }
+
+    /// Why the data path does not carry what it should, for `/readyz`; nil when it does (or is off).
+    public func dataPathProblem() -> String? {
+        guard dataPath != nil else { return nil }
+        if let forwardingProblem { return "data path not programmed: \(forwardingProblem)" }
+        return programmed == nil ? "data path not programmed yet" : nil
+    }
+
+    /// The state the kernel holds, for metrics.
+    public func forwardingState() -> ForwardingState { programmed ?? .empty }
 
     // MARK: shutting down
 
@@ -590,6 +686,16 @@ public actor Speaker {
             // A claim moved meanwhile: release the node lease alone; remaining claims lapse with it.
             _ = try? await store.delete(Keyspace.nodeLease(settings.node))
             logger.warning("released the node lease; claims lapse with it (\(error))")
+        }
+        // Peers carry the VIPs now; connections still reaching this node kept working until here.
+        if let dataPath {
+            await dataPath.health?.stop()
+            do {
+                try await dataPath.applier.apply(ForwardingState.removal())
+                logger.info("removed the data path's nftables table")
+            } catch {
+                logger.warning("could not remove the data path's nftables table: \(error)")
+            }
         }
     }
 }

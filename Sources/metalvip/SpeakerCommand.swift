@@ -2,7 +2,10 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import VIPForwarding
+import VIPHealthCheck
 import VIPLink
+import VIPNFTables
 import VIPObservability
 import VIPSpeaker
 
@@ -25,6 +28,14 @@ struct SpeakerCommand: AsyncParsableCommand {
 
     @Option(help: "Node lease renew period in milliseconds.")
     var renewIntervalMs: Int = 50
+
+    @Flag(inversion: .prefixedNo,
+          help: "Carry traffic to each VIP's endpoints with nftables (table inet metalvip). --no-data-path leaves traffic to something else (kube-proxy, your own firewall).")
+    var dataPath = true
+
+    @Flag(inversion: .prefixedNo,
+          help: "Turn on IPv4 and IPv6 forwarding when the data path is on. With --no-forwarding-sysctls they are left alone and /readyz names any that is off.")
+    var forwardingSysctls = true
 
     @OptionGroup var observability: ObservabilityOptions
 
@@ -65,8 +76,11 @@ struct SpeakerCommand: AsyncParsableCommand {
             let table = AnswerTable()
             let responder = PacketResponder(table: table, logger: logger)
             let store = try storeOptions.open()
+            let nftables = dataPath ? try openDataPath(logger: logger) : nil
             let speaker = Speaker(store: store, settings: settings, interfaces: links,
-                                  responder: responder, table: table, logger: logger)
+                                  responder: responder, table: table,
+                                  dataPath: nftables.map { DataPath(applier: $0, health: HealthMonitor(prober: NetworkProber(), logger: logger)) },
+                                  logger: logger)
             let telemetry = Telemetry()
             let node = node
             let server = try await observability.startServer(default: "127.0.0.1:7473", handlers: StatusHandlers(
@@ -78,6 +92,16 @@ struct SpeakerCommand: AsyncParsableCommand {
                         telemetry.advance(name, values.map { ([("ip", $0.key.description)], $0.value) })
                     }
                     telemetry.advance("metalvip_frames_dropped_total", counters.drops.map { ([("reason", $0.key)], $0.value) })
+                    if let nftables {
+                        let state = await speaker.forwardingState()
+                        telemetry.publish("metalvip_service_endpoints_usable", state.services.sorted().map {
+                            ([("service", $0.namespacedName)], Double(state.usableEndpoints(of: $0)))
+                        })
+                        if let traffic = try? await nftables.counters() {
+                            telemetry.advance("metalvip_service_packets_total", traffic.map { ([("service", $0.key.namespacedName)], $0.value.packets) })
+                            telemetry.advance("metalvip_service_bytes_total", traffic.map { ([("service", $0.key.namespacedName)], $0.value.bytes) })
+                        }
+                    }
                     telemetry.publish("metallb_speaker_announced", await speaker.announcements().map { service, address in
                         ([("ip", address.description), ("node", node), ("protocol", "layer2"),
                           ("service", service.namespacedName)], 1)
@@ -86,6 +110,10 @@ struct SpeakerCommand: AsyncParsableCommand {
                 },
                 notReady: {
                     if let problem = await storeProblem(store) { return problem }
+                    if let problem = await speaker.dataPathProblem() { return problem }
+                    if nftables != nil, let off = ForwardingSysctls.missing().first {
+                        return "sysctl \(off) is 0: the data path cannot forward (the speaker runs with --no-forwarding-sysctls)"
+                    }
                     return table.isLapsed() ? "node lease is not live (no successful renewal within \(leaseDurationMs) ms)" : nil
                 },
                 alive: { speaker.heartbeat.isAlive(within: .seconds(5)) }), logger: logger)
@@ -104,6 +132,29 @@ struct SpeakerCommand: AsyncParsableCommand {
                 "dropped": "\(counters.drops.values.reduce(0, +))",
             ])
         }
+    }
+}
+
+extension SpeakerCommand {
+    /// Opens MetalVIP's nftables context and turns forwarding on (unless told not to), saying what it changed.
+    func openDataPath(logger: Logger) throws -> NFTables {
+        let nftables: NFTables
+        do {
+            nftables = try NFTables()
+        } catch {
+            throw CLIError("cannot open nftables for the data path: \(error) (run with --no-data-path to announce only)")
+        }
+        if forwardingSysctls {
+            do {
+                let changed = try ForwardingSysctls.enable()
+                if !changed.isEmpty { logger.info("turned on \(changed.joined(separator: ", ")) for the data path") }
+            } catch {
+                throw CLIError("cannot turn on forwarding for the data path: \(error) (or run with --no-forwarding-sysctls)")
+            }
+        } else if !ForwardingSysctls.missing().isEmpty {
+            logger.warning("forwarding is off (\(ForwardingSysctls.missing().joined(separator: ", "))) and --no-forwarding-sysctls leaves it so: VIP traffic is dropped until it is turned on")
+        }
+        return nftables
     }
 }
 
