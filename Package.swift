@@ -108,10 +108,14 @@ let package = Package(
         ]),
         // The namespace LAN from the outside, for tests and bench: build it, run the binaries, read probes.
         .target(name: "VIPLabHarness", dependencies: ["VIPLink"]),
-        // Client-side probes for the namespace LAN (tests and bench): ARP requests out, libpcap capture in.
+        // Client-side probes for the namespace LAN (tests and bench): ARP requests out, libpcap capture in;
+        // and `serve`, the HTTP backend each node runs (swift-nio).
         .executableTarget(name: "metalvip-lab", dependencies: [
             "VIPLabHarness", "VIPLink", "VIPModel", "VIPPacket", "CPcap",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // Benchmarks (Tools/bench, release build): not tests, they print tables.
         .executableTarget(name: "metalvip-bench", dependencies: [

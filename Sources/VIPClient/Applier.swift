@@ -93,7 +93,10 @@ public struct Applier: Sendable {
         var result = ApplyResult()
         var parts: [Transaction] = []
         var outcomes: [ObjectKey: ApplyOutcome] = [:]
-        for object in objects {
+        // Written in dependency order (`Kind.applyOrder`: services before their EndpointSlices), so an apply
+        // split over several transactions never lands backends before their service; lines keep input order.
+        let writeOrder = objects.enumerated().sorted { ($0.element.key.kind, $0.offset) < ($1.element.key.kind, $1.offset) }
+        for object in writeOrder.map(\.element) {
             let key = Keyspace.key(of: object.key)
             let existing = try await store.get(key)
             let previous = existing.flatMap { try? RecordCoding.decode(Value.self, from: $0.value) }

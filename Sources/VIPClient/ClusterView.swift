@@ -180,10 +180,15 @@ public struct ClusterView: Sendable {
         if service.type == .loadBalancer {
             lines.append(("Announcing Node", announcement.map { "\($0.node) (\($0.interfaces.joined(separator: ",")))" } ?? "<none>"))
         }
+        // As kubectl: each port, then the ready backends that port reaches (matched by port name).
         for port in service.ports {
             lines.append(("Port", "\(port.name ?? "<unset>")  \(port.port)/\(port.protocol.rawValue)"))
+            lines.append(("Endpoints", endpointsLine(of: key, port: port)))
         }
-        if service.ports.isEmpty { lines.append(("Port", "<none>")) }
+        if service.ports.isEmpty {
+            lines.append(("Port", "<none>"))
+            lines.append(("Endpoints", endpointsLine(of: key, port: nil)))
+        }
         lines.append(("External Traffic Policy", service.externalTrafficPolicy.rawValue))
         lines.append(("LoadBalancer Class", service.loadBalancerClass ?? "<none>"))
         let width = (lines.map(\.0.count).max() ?? 0) + 2

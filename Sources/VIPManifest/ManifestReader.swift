@@ -1,17 +1,24 @@
 import VIPModel
 import Yams
 
-/// Where a document came from: the file and its 1-based position among the file's documents.
+/// Where a document came from: the file, its 1-based position among the file's documents, and, for an
+/// object inside a `kind: List` document (what `kubectl get -o yaml` writes), its 0-based index in `items`.
 public struct DocumentOrigin: Sendable, Hashable, CustomStringConvertible {
     public var file: String
     public var index: Int
+    public var item: Int?
 
-    public init(file: String, index: Int) {
+    public init(file: String, index: Int, item: Int? = nil) {
         self.file = file
         self.index = index
+        self.item = item
     }
 
-    public var description: String { "\(file): document \(index)" }
+    /// `export.yaml: document 1`, without the item.
+    public var document: String { "\(file): document \(index)" }
+
+    /// `pools.yaml: document 2`, or `export.yaml: document 1, items[3]` inside a List.
+    public var description: String { document + (item.map { ", items[\($0)]" } ?? "") }
 }
 
 /// Bad input, named down to the field: `pools.yaml: document 2 (IPAddressPool "a"): spec.addresses[0]: ...`.
@@ -27,8 +34,10 @@ public struct ManifestError: Error, Sendable, Hashable, CustomStringConvertible 
         self.field = field
     }
 
+    /// The item of a List goes in the parentheses with the object: `document 1 (items[3], EndpointSlice "x")`.
     public var description: String {
-        "\(origin)" + (object.map { " (\($0))" } ?? "") + ": \(field)"
+        let details = [origin.item.map { "items[\($0)]" }, object].compactMap { $0 }
+        return origin.document + (details.isEmpty ? "" : " (\(details.joined(separator: ", ")))") + ": \(field)"
     }
 }
 
@@ -77,9 +86,38 @@ public enum ManifestReader {
             } catch {
                 throw ManifestError(origin: origin, field: error)
             }
-            if let entry = try entry(for: value, origin: origin) { entries.append(entry) }
+            entries += try self.entries(for: value, origin: origin)
         }
         return entries
+    }
+
+    /// A document's entries: one for an object, one per item for a `kind: List`, none for an empty document.
+    static func entries(for value: Value, origin: DocumentOrigin) throws(ManifestError) -> [ManifestEntry] {
+        guard let items = try listItems(value, origin: origin) else {
+            return try entry(for: value, origin: origin).map { [$0] } ?? []
+        }
+        var entries: [ManifestEntry] = []
+        for (index, item) in items.enumerated() {
+            var itemOrigin = origin
+            itemOrigin.item = index
+            if try listItems(item, origin: itemOrigin) != nil {
+                throw ManifestError(origin: itemOrigin, field: FieldError(path: "kind", message: "a List inside a List is not supported"))
+            }
+            if let entry = try entry(for: item, origin: itemOrigin) { entries.append(entry) }
+        }
+        return entries
+    }
+
+    /// The `items` of a kubectl `List` (`apiVersion: v1`, `kind: List`); nil when the document is something else.
+    static func listItems(_ value: Value, origin: DocumentOrigin) throws(ManifestError) -> [Value]? {
+        guard case .object(let fields) = value, fields["kind"] == Value.string("List"), fields["apiVersion"] == Value.string("v1") else {
+            return nil
+        }
+        do throws(FieldError) {
+            return try FieldReader(value).list("items") ?? []
+        } catch {
+            throw ManifestError(origin: origin, field: error)
+        }
     }
 
     static func entry(for value: Value, origin: DocumentOrigin) throws(ManifestError) -> ManifestEntry? {
@@ -104,8 +142,7 @@ public enum ManifestReader {
             return .skipped(origin: origin, resource: skippedName(kind: kindName, apiVersion: apiVersion, name: objectName))
         }
         guard kind.acceptedAPIVersions.contains(apiVersion) else {
-            // A same-named kind from another API group (say a CRD called Service) is not ours.
-            if apiVersion.contains("/") && !apiVersion.hasPrefix("metallb.io/") && kind == .service {
+            if isForeign(apiVersion: apiVersion, kind: kind) {
                 return .skipped(origin: origin, resource: skippedName(kind: kindName, apiVersion: apiVersion, name: objectName))
             }
             throw ManifestError(origin: origin, object: label, field: FieldError(
@@ -117,6 +154,20 @@ public enum ManifestReader {
                                           warnings: Resource.warnings(kind: kind, document: value)))
         } catch {
             throw ManifestError(origin: origin, object: label, field: error)
+        }
+    }
+
+    /// A same-named kind from another API group (a CRD called Service or Endpoints) is not Kubernetes' own, so it
+    /// is skipped like any other kind. A group of ours (core, `discovery.k8s.io`, `metallb.io`) with the wrong version
+    /// is a mistake, and gets an error: `discovery.k8s.io/v1beta1` EndpointSlice, `metallb.io/v1beta1` Service.
+    /// MetalLB's own kinds are never foreign: a misspelt group there would silently drop a pool.
+    static func isForeign(apiVersion: String, kind: Kind) -> Bool {
+        let parts = apiVersion.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return false }  // the core group: `v1`, `v2`
+        let ourGroups: Set<Substring> = ["", "metallb.io", "discovery.k8s.io"]
+        switch kind {
+        case .ipAddressPool, .l2Advertisement: return false
+        case .namespace, .service, .endpoints, .endpointSlice: return !ourGroups.contains(parts[0])
         }
     }
 

@@ -9,8 +9,8 @@ import VIPPacket
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metalvip-lab",
-        abstract: "Client-side probes for the namespace LAN (tests and bench).",
-        subcommands: [Probe.self, Blast.self, Requests.self])
+        abstract: "Client-side probes, request loops and node backends for the namespace LAN (tests, bench and demo).",
+        subcommands: [Probe.self, Blast.self, Requests.self, Serve.self])
 }
 
 struct Probe: ParsableCommand {

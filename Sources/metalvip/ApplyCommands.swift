@@ -46,7 +46,7 @@ struct Delete: AsyncParsableCommand {
     @Option(name: .customShort("f"), help: "A YAML file (repeatable); - reads standard input.")
     var files: [String] = []
 
-    @Argument(help: "service|ipaddresspool|l2advertisement|namespace, then NAME.")
+    @Argument(help: "service|ipaddresspool|l2advertisement|namespace|endpointslice|endpoints, then NAME.")
     var target: [String] = []
 
     @Option(name: [.customShort("n"), .long], help: "Namespace of the object.")
@@ -75,7 +75,7 @@ struct Delete: AsyncParsableCommand {
 
 /// The resource names kubectl users type: plural, singular, and short forms.
 enum ResourceKind: String, CaseIterable, ExpressibleByArgument {
-    case services, ipaddresspools, l2advertisements, namespaces, servicel2statuses, nodes
+    case services, ipaddresspools, l2advertisements, namespaces, servicel2statuses, nodes, endpointslices, endpoints
 
     init?(argument: String) {
         switch argument.lowercased() {
@@ -85,6 +85,8 @@ enum ResourceKind: String, CaseIterable, ExpressibleByArgument {
         case "namespaces", "namespace", "ns": self = .namespaces
         case "servicel2statuses", "servicel2status", "servicel2statuses.metallb.io": self = .servicel2statuses
         case "nodes", "node", "no": self = .nodes
+        case "endpointslices", "endpointslice", "endpointslices.discovery.k8s.io", "endpointslice.discovery.k8s.io": self = .endpointslices
+        case "endpoints", "ep": self = .endpoints
         default: return nil
         }
     }
@@ -96,6 +98,8 @@ enum ResourceKind: String, CaseIterable, ExpressibleByArgument {
         case .ipaddresspools: .ipAddressPool
         case .l2advertisements: .l2Advertisement
         case .namespaces: .namespace
+        case .endpointslices: .endpointSlice
+        case .endpoints: .endpoints
         case .servicel2statuses, .nodes: nil
         }
     }

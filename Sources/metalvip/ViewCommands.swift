@@ -8,15 +8,15 @@ extension OutputFormat: ExpressibleByArgument {}
 
 struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List services, ipaddresspools or l2advertisements.")
+        abstract: "List services, endpointslices, endpoints, ipaddresspools or l2advertisements.")
 
-    @Argument(help: "services | ipaddresspools | l2advertisements | servicel2statuses | nodes")
+    @Argument(help: "services | endpointslices | endpoints | ipaddresspools | l2advertisements | servicel2statuses | nodes")
     var resource: ResourceKind
 
-    @Argument(help: "Service names (services only; default all).")
+    @Argument(help: "Names (services, endpointslices and endpoints; default all).")
     var names: [String] = []
 
-    @Option(name: [.customShort("n"), .long], help: "Namespace (services only).")
+    @Option(name: [.customShort("n"), .long], help: "Namespace (services, endpointslices, endpoints, servicel2statuses).")
     var namespace: String = defaultNamespace
 
     @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "Every namespace.")
@@ -36,17 +36,28 @@ struct Get: AsyncParsableCommand {
             let scope = allNamespaces ? nil : namespace
             switch resource {
             case .services:
-                let found = Set(snapshot.services.filter { scope == nil || $0.resource.meta.namespace == scope }.map(\.resource.name))
-                if let missing = names.first(where: { !found.contains($0) }) {
-                    throw CLIError("services \"\(missing)\" not found" + (scope.map { " in namespace \"\($0)\"" } ?? ""))
-                }
+                try requireNames(snapshot.services.map(\.resource.meta), scope: scope)
                 print(view.services(namespace: scope, names: names, format: output))
+            case .endpointslices:
+                try requireNames(snapshot.endpointSlices.map(\.resource.meta), scope: scope)
+                print(view.endpointSlices(namespace: scope, names: names, format: output))
+            case .endpoints:
+                try requireNames(snapshot.endpoints.map(\.resource.meta), scope: scope)
+                print(view.endpoints(namespace: scope, names: names, format: output))
             case .ipaddresspools: print(view.pools(format: output))
             case .l2advertisements: print(view.advertisements(format: output))
             case .servicel2statuses: print(try await L2View.load(from: store).serviceL2Statuses(view, namespace: scope, format: output))
             case .nodes: print(try await L2View.load(from: store).nodesTable(format: output))
             case .namespaces: throw CLIError("get namespaces is not supported; namespaces only carry labels here")
             }
+        }
+    }
+
+    /// kubectl's error for a named object that isn't there: `services "web" not found in namespace "default"`.
+    func requireNames(_ objects: [ObjectMeta], scope: String?) throws {
+        let found = Set(objects.filter { scope == nil || $0.namespace == scope }.map(\.name))
+        if let missing = names.first(where: { !found.contains($0) }) {
+            throw CLIError("\(resource.rawValue) \"\(missing)\" not found" + (scope.map { " in namespace \"\($0)\"" } ?? ""))
         }
     }
 }
