@@ -46,12 +46,14 @@ extension LANLab {
         if process.isRunning { throw LabError("backend on node \(node) port \(port) did not exit after SIGKILL") }
     }
 
-    /// One request with the real `curl`, from the client namespace (source 192.0.2.1 or 2001:db8::1), on a new
-    /// connection. IPv6 literals go in brackets (`http://[2001:db8::2]:8080/`). A failure to connect is not
-    /// thrown: it is the answer (`exitCode`), so tests can check for a reset or a timeout.
-    public func curl(_ url: String, timeout: Duration = .seconds(2), arguments: [String] = []) async throws -> CurlResponse {
+    /// One request with the real `curl`, from the client namespace (source 192.0.2.1 or 2001:db8::1), or from
+    /// node K's with `from: K`, on a new connection. IPv6 literals go in brackets (`http://[2001:db8::2]:8080/`).
+    /// A failure to connect is not thrown: it is the answer (`exitCode`), so tests can check for a reset or a timeout.
+    public func curl(_ url: String, from node: Int? = nil, timeout: Duration = .seconds(2),
+                     arguments: [String] = []) async throws -> CurlResponse {
         let marker = "\n@@curl "
-        let result = try await Self.shell(["ip", "netns", "exec", "\(prefix)c", "curl", "--silent", "--globoff",
+        let namespace = node.map { "\(prefix)n\($0)" } ?? "\(prefix)c"
+        let result = try await Self.shell(["ip", "netns", "exec", namespace, "curl", "--silent", "--globoff",
                                            "--noproxy", "*", "--max-time", String(format: "%.3f", timeout / .seconds(1)),
                                            "--write-out", "\(marker)%{http_code} %{time_total}"] + arguments + [url])
         guard let range = result.output.range(of: marker, options: .backwards) else {

@@ -21,7 +21,7 @@ struct Requests: ParsableCommand {
     }
 
     func run() throws {
-        guard let target = SocketAddress(address, port: port) else { throw ValidationError("invalid --address \(address)") }
+        guard let target = RequestTarget(address, port: port) else { throw ValidationError("invalid --address \(address)") }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nUser-Agent: metalvip-lab\r\n\r\n".utf8)
         for _ in 0..<count {
             let started = monotonicNow()
@@ -49,7 +49,7 @@ struct Requests: ParsableCommand {
     }
 
     /// Connect, send, read to the end, all before `deadline` (monotonic ns).
-    static func exchange(_ target: SocketAddress, _ request: [UInt8], deadline: Int64) -> Result<Response, RequestError> {
+    static func exchange(_ target: RequestTarget, _ request: [UInt8], deadline: Int64) -> Result<Response, RequestError> {
         let fd = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(RequestError("socket: \(String(cString: strerror(errno)))")) }
         defer { close(fd) }
@@ -107,7 +107,7 @@ func monotonicNow() -> Int64 {
 }
 
 /// An IPv4 or IPv6 socket address from a literal.
-struct SocketAddress {
+struct RequestTarget {
     var family: Int32
     private var storage = sockaddr_storage()
 
