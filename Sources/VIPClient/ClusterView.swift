@@ -189,6 +189,11 @@ public struct ClusterView: Sendable {
             lines.append(("Port", "<none>"))
             lines.append(("Endpoints", endpointsLine(of: key, port: nil)))
         }
+        if let check = try? service.healthCheck() {
+            lines.append(("Health Check", check.description))
+            let unhealthy = snapshot.events[key]?.value.unhealthyEndpoints ?? []
+            lines.append(("Unhealthy Endpoints", unhealthy.isEmpty ? "<none>" : unhealthy.joined(separator: ",")))
+        }
         lines.append(("External Traffic Policy", service.externalTrafficPolicy.rawValue))
         lines.append(("LoadBalancer Class", service.loadBalancerClass ?? "<none>"))
         let width = (lines.map(\.0.count).max() ?? 0) + 2
@@ -202,7 +207,7 @@ public struct ClusterView: Sendable {
             table.add(["----", "------", "----", "----", "-------"])
             for event in events {
                 table.add([event.type, event.reason.rawValue, age(since: event.timestamp, now: now),
-                           event.reason == .nodeAssigned ? "metalvip-speaker" : "metalvip-controller", event.message])
+                           [.nodeAssigned, .endpointHealthy, .endpointUnhealthy].contains(event.reason) ? "metalvip-speaker" : "metalvip-controller", event.message])
             }
             text += "\nEvents:\n" + table.rendered.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
         }

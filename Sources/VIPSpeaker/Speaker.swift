@@ -581,7 +581,7 @@ public actor Speaker {
     }
 
     /// Appends an event to each service's record, in the background, retrying a few times on a race.
-    private func recordEvent(_ reason: EventReason, _ message: String, on services: [ObjectKey]) {
+    private func recordEvent(_ reason: EventReason, _ message: String, on services: [ObjectKey], endpoint: String? = nil) {
         let store = store
         let logger = logger
         Task.detached {
@@ -591,7 +591,7 @@ public actor Speaker {
                     do {
                         let current = try await store.get(key)
                         var events = try current.map { try RecordCoding.decode(ServiceEvents.self, from: $0.value) } ?? ServiceEvents()
-                        events.record(reason, message, at: RecordCoding.timestamp())
+                        events.record(reason, message, at: RecordCoding.timestamp(), endpoint: endpoint)
                         try await store.put(key, try RecordCoding.encode(events),
                                             expecting: current.map { .modRevision($0.modRevision) } ?? .absent)
                         break
@@ -649,7 +649,7 @@ public actor Speaker {
     private func healthChanged(_ transition: HealthTransition) {
         let target = transition.target
         let message = "endpoint \(target.endpoint) is \(transition.healthy ? "healthy" : "unhealthy"): \(transition.reason) (checked by node \"\(settings.node)\")"
-        recordEvent(transition.healthy ? .endpointHealthy : .endpointUnhealthy, message, on: [target.service])
+        recordEvent(transition.healthy ? .endpointHealthy : .endpointUnhealthy, message, on: [target.service], endpoint: target.endpoint)
         Counter(label: "metalvip_health_transitions_total",
                 dimensions: [("service", target.service.namespacedName), ("to", transition.healthy ? "healthy" : "unhealthy")]).increment()
         forwardingDirty = true

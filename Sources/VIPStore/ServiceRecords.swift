@@ -27,14 +27,29 @@ public struct ServiceEvent: Sendable, Hashable, Codable {
     public var reason: EventReason
     public var message: String
     public var timestamp: String
+    /// The endpoint a health event is about (`192.0.2.3:8080`), so views can tell which are healthy now.
+    public var endpoint: String?
 
-    public init(reason: EventReason, message: String, timestamp: String) {
+    public init(reason: EventReason, message: String, timestamp: String, endpoint: String? = nil) {
         self.reason = reason
         self.message = message
         self.timestamp = timestamp
+        self.endpoint = endpoint
     }
 
     public var type: String { reason.type }
+}
+
+extension ServiceEvents {
+    /// Endpoints whose latest health event says unhealthy: the checks' current verdict, as the nodes reported it.
+    public var unhealthyEndpoints: [String] {
+        var latest: [String: EventReason] = [:]
+        for event in events {
+            guard let endpoint = event.endpoint, event.reason == .endpointHealthy || event.reason == .endpointUnhealthy else { continue }
+            latest[endpoint] = event.reason
+        }
+        return latest.filter { $0.value == .endpointUnhealthy }.keys.sorted()
+    }
 }
 
 /// A service's recent events, newest last, capped so the record stays small.
@@ -47,9 +62,9 @@ public struct ServiceEvents: Sendable, Hashable, Codable {
     /// Appends, unless the newest event already says the same: a reconcile that finds nothing new
     /// writes nothing. Returns whether anything changed.
     @discardableResult
-    public mutating func record(_ reason: EventReason, _ message: String, at time: String) -> Bool {
+    public mutating func record(_ reason: EventReason, _ message: String, at time: String, endpoint: String? = nil) -> Bool {
         if let last = events.last, last.reason == reason, last.message == message { return false }
-        events.append(ServiceEvent(reason: reason, message: message, timestamp: time))
+        events.append(ServiceEvent(reason: reason, message: message, timestamp: time, endpoint: endpoint))
         if events.count > Self.limit { events.removeFirst(events.count - Self.limit) }
         return true
     }

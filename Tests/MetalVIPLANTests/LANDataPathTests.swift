@@ -293,6 +293,7 @@ let checkedService = """
         }
         let describe = try await lab.cli("describe", "service", "checked")
         #expect(describe.contains("EndpointUnhealthy") && describe.contains("192.0.2.4:8080"), "\(describe)")
+        #expect(field("Unhealthy Endpoints", in: describe) == "192.0.2.4:8080", "\(describe)")
         try await lab.startBackend(node: 3)
         var back = false
         for _ in 0..<60 where !back {
@@ -300,7 +301,15 @@ let checkedService = """
             back = try await lab.curl(url).body.hasPrefix("n3")
         }
         #expect(back, "the backend gets traffic again once it passes its checks")
+        let healed = try await lab.cli("describe", "service", "checked")
+        #expect(healed.contains("EndpointHealthy") && field("Unhealthy Endpoints", in: healed) == "<none>", "\(healed)")
     }
+}
+
+/// A `Name:  value` line of `describe`, its value trimmed.
+func field(_ name: String, in text: String) -> String? {
+    text.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+        .map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
 }
 
 /// The test's own nftables table on a node: counts packets to a VIP leaving eth0, and must survive MetalVIP.

@@ -64,7 +64,9 @@ import VIPLabHarness
         #expect(try await lab.fetch(node: 1, path: "/healthz").status == 200)
         #expect(try await lab.fetch(namespace: "\(lab.prefix)c", port: 7472, path: "/readyz").status == 200)
 
-        try FileManager.default.removeItem(atPath: lab.store)
+        // One atomic rename: deleting the tree file by file races the speakers writing into it (EPERM seen on CI).
+        try FileManager.default.moveItem(atPath: lab.store, toPath: lab.store + ".gone")
+        defer { try? FileManager.default.removeItem(atPath: lab.store + ".gone") }
         var speaker = StatusResponse(status: 0, body: "")
         var controller = StatusResponse(status: 0, body: "")
         for _ in 0..<100 where speaker.status != 503 || controller.status != 503 {
