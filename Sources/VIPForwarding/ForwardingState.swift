@@ -12,8 +12,7 @@ public struct ForwardingState: Sendable, Hashable {
 
     /// Set by Cluster chains, tested, cleared and masqueraded at postrouting. One bit.
     public let masqueradeMark: UInt32
-    /// By chain name.
-    public private(set) var rules: [String: ServicePortRule]
+    var rulesByID: [RuleID: ServicePortRule]
     /// Every VIP programmed, also those with no usable endpoint (their traffic is rejected).
     public private(set) var vips: Set<IPAddress>
     /// Usable endpoints (after health) per planned service; a service with none is present with 0.
@@ -23,10 +22,13 @@ public struct ForwardingState: Sendable, Hashable {
                 usableCounts: [ObjectKey: Int] = [:]) {
         precondition(masqueradeMark != 0 && masqueradeMark & (masqueradeMark - 1) == 0, "the masquerade mark is one bit")
         self.masqueradeMark = masqueradeMark
-        self.rules = Dictionary(rules.map { ($0.chain, $0) }, uniquingKeysWith: { first, _ in first })
+        self.rulesByID = Dictionary(rules.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.vips = vips
         self.usableCounts = usableCounts
     }
+
+    /// Every service port with a usable backend, in no particular order.
+    public var rules: [ServicePortRule] { Array(rulesByID.values) }
 
     /// Every service with a VIP on this node, with or without usable endpoints.
     public var services: Set<ObjectKey> { Set(usableCounts.keys) }
