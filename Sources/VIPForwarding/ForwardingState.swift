@@ -36,11 +36,12 @@ public struct ForwardingState: Sendable, Hashable {
     /// Usable (after health) endpoints per service, for metrics and /readyz.
     public func usableEndpoints(of service: ObjectKey) -> Int { usableCounts[service] ?? 0 }
 
-    /// The named nft counter that counts a service's packets and bytes.
-    public static func counterName(of service: ObjectKey) -> String { NFTName.counter(service: service) }
-
-    /// Named counter -> service, to turn nft's counter listing into per-service metrics.
-    public var counterServices: [String: ObjectKey] {
-        Dictionary(usableCounts.keys.map { (NFTName.counter(service: $0), $0) }, uniquingKeysWith: { first, _ in first })
+    /// `VIP . protocol . port` as nft writes a stats element -> its service, to sum element counters per service.
+    public var keyServices: [String: ObjectKey] {
+        var result: [String: ObjectKey] = [:]
+        for rule in rulesByID.values {
+            for vip in rule.vips { result[Self.key(rule.element(vip))] = rule.service }
+        }
+        return result
     }
 }

@@ -11,7 +11,9 @@ import VIPModel
 ///   kernel ("conflicting protocols specified: tcp vs. th"), but not on one made in the same transaction.
 /// - `masquerade4/6`: the Cluster keys; a match sets the masquerade mark, which postrouting tests, clears and
 ///   masquerades.
-/// - `counters4/6`: key -> the service's named counter, at filter hooks that see every packet.
+/// - `stats4/6`: the keys again, each element with its own counter, matched at filter hooks that see every
+///   packet (NAT chains see only a connection's first one). 10k named counter objects made every later
+///   transaction 15-30 ms slower: nft reads all objects into its cache before each command.
 /// - `vips4/6`: every programmed VIP; `forward`/`output` filter chains reject what is still addressed to one
 ///   after dstnat (no service on that port, or no usable endpoint), so nothing to a VIP is routed back onto
 ///   the LAN, where our own ARP answer would loop it.
@@ -25,16 +27,16 @@ extension ForwardingState {
         var script = "add table \(Self.table)\ndelete table \(Self.table)\n"
         script += definition()
         return RulesetUpdate(script: script, isEmpty: false, changedServices: usableCounts.count,
-                             counterServices: counterServices)
+                             keyServices: keyServices)
     }
 
     /// Deletes MetalVIP's table (SIGTERM), and only it; a no-op when it is already gone.
     public static func removal() -> RulesetUpdate {
         RulesetUpdate(script: "add table \(table)\ndelete table \(table)\n", isEmpty: false, changedServices: 0,
-                      counterServices: [:])
+                      keyServices: [:])
     }
 
-    /// Only the changed service ports' map elements, added or deleted; balancer chains and counters added
+    /// Only the changed service ports' map elements, added or deleted; balancer chains and their maps added
     /// before the elements that name them and deleted after.
     public func update(from previous: ForwardingState) -> RulesetUpdate {
         guard previous.masqueradeMark == masqueradeMark else { return replacement() }
@@ -85,14 +87,14 @@ extension ForwardingState {
             let wasMasqueraded = before?.masquerade ?? false, isMasqueraded = after?.masquerade ?? false
             if wasMasqueraded && !isMasqueraded { deletions.add("masquerade\(family)", text) }
             if isMasqueraded && !wasMasqueraded { additions.add("masquerade\(family)", text) }
+            // A key that passes to another service starts counting afresh.
             if before?.service != after?.service {
-                if before != nil { deletions.add("counters\(family)", text) }
-                if let after { additions.add("counters\(family)", Self.counterElement(key, after.service)) }
+                if before != nil { deletions.add("stats\(family)", text) }
+                if after != nil { additions.add("stats\(family)", text) }
             }
         }
 
         var lines: [String] = []
-        for service in addedServices { lines.append("add counter \(Self.table) \(NFTName.counter(service: service))") }
         let balancers = balancerCounts, previousBalancers = previous.balancerCounts
         for count in balancers.subtracting(previousBalancers).sorted() { lines += Self.balancerCommands(count) }
         lines += deletions.commands("delete")
@@ -101,7 +103,6 @@ extension ForwardingState {
             lines.append("delete chain \(Self.table) \(NFTName.balancer(count))")
             for family in IPFamily.allCases { lines.append("delete map \(Self.table) \(NFTName.backends(count, family))") }
         }
-        for service in removedServices { lines.append("delete counter \(Self.table) \(NFTName.counter(service: service))") }
         for family in IPFamily.allCases {
             let added = vips.subtracting(previous.vips).filter { $0.family == family }.sorted()
             let removed = previous.vips.subtracting(vips).filter { $0.family == family }.sorted()
@@ -114,7 +115,7 @@ extension ForwardingState {
         }
         let script = lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
         return RulesetUpdate(script: script, isEmpty: lines.isEmpty, changedServices: changed.count,
-                             counterServices: counterServices)
+                             keyServices: keyServices)
     }
 
     /// Map elements of one update, per map, in key order.
@@ -141,9 +142,6 @@ extension ForwardingState {
         let sortedRules = rulesByID.values.sorted { $0.id < $1.id }
         var text = "table \(Self.table) {\n"
         text.reserveCapacity(200 * (rulesByID.count + 10))
-        for service in usableCounts.keys.sorted() {
-            text += "\tcounter \(NFTName.counter(service: service)) {\n\t}\n"
-        }
         for family in IPFamily.allCases {
             let suffix = NFTName.family(family)
             let (type, match) = family == .ipv4 ? ("ipv4_addr", "ip") : ("ipv6_addr", "ip6")
@@ -151,7 +149,7 @@ extension ForwardingState {
                 .sorted { $0.0 < $1.0 }
             let keyType = "\(type) . inet_proto . inet_service"
             func block(_ kind: String, _ name: String, _ declaration: String, _ elements: [String]) {
-                text += "\t\(kind) \(name)\(suffix) {\n\t\t\(declaration)\n"
+                text += "\t\(kind) \(name)\(suffix) {\n\t\t\(declaration.replacingOccurrences(of: "; ", with: "\n\t\t"))\n"
                 if !elements.isEmpty { text += "\t\telements = { \(elements.joined(separator: ", ")) }\n" }
                 text += "\t}\n"
             }
@@ -159,7 +157,7 @@ extension ForwardingState {
             block("map", "services", "type \(keyType) : verdict",
                   keys.map { "\(Self.key($0.0)) : goto \(NFTName.balancer($0.1.backends.count))" })
             block("set", "masquerade", "type \(keyType)", keys.filter { $0.1.masquerade }.map { Self.key($0.0) })
-            block("map", "counters", "type \(keyType) : counter", keys.map { Self.counterElement($0.0, $0.1.service) })
+            block("set", "stats", "type \(keyType); counter", keys.map { Self.key($0.0) })
         }
         for count in balancerCounts.sorted() {
             for family in IPFamily.allCases {
@@ -199,18 +197,18 @@ extension ForwardingState {
             \t}
             \tchain count-prerouting {
             \t\ttype filter hook prerouting priority mangle; policy accept;
-            \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-            \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+            \t\tip daddr . meta l4proto . th dport @stats4
+            \t\tip6 daddr . meta l4proto . th dport @stats6
             \t}
             \tchain count-output {
             \t\ttype filter hook output priority mangle; policy accept;
-            \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-            \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+            \t\tip daddr . meta l4proto . th dport @stats4
+            \t\tip6 daddr . meta l4proto . th dport @stats6
             \t}
             \tchain count-replies {
             \t\ttype filter hook postrouting priority srcnat + 10; policy accept;
-            \t\tcounter name ip saddr . meta l4proto . th sport map @counters4
-            \t\tcounter name ip6 saddr . meta l4proto . th sport map @counters6
+            \t\tip saddr . meta l4proto . th sport @stats4
+            \t\tip6 saddr . meta l4proto . th sport @stats6
             \t}
             \tchain reject-vip {
             \t\tmeta l4proto tcp reject with tcp reset
@@ -255,10 +253,6 @@ extension ForwardingState {
 
     static func key(_ address: ServiceAddress) -> String {
         "\(address.vip) . \(address.protocol.rawValue.lowercased()) . \(address.port)"
-    }
-
-    static func counterElement(_ address: ServiceAddress, _ service: ObjectKey) -> String {
-        "\(key(address)) : \"\(NFTName.counter(service: service))\""
     }
 
     static func hex(_ value: UInt32) -> String {

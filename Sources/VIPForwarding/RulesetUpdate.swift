@@ -7,14 +7,15 @@ public struct RulesetUpdate: Sendable {
     public var isEmpty: Bool
     /// Services whose rules, map elements or counters the script touches.
     public var changedServices: Int
-    /// Named counter -> service for the whole resulting state, so the applier can report per-service counters.
-    public var counterServices: [String: ObjectKey]
+    /// `VIP . protocol . port` -> service for the whole resulting state, so the applier can add up the
+    /// counters of the `stats4/6` elements per service.
+    public var keyServices: [String: ObjectKey]
 
-    public init(script: String, isEmpty: Bool, changedServices: Int, counterServices: [String: ObjectKey]) {
+    public init(script: String, isEmpty: Bool, changedServices: Int, keyServices: [String: ObjectKey]) {
         self.script = script
         self.isEmpty = isEmpty
         self.changedServices = changedServices
-        self.counterServices = counterServices
+        self.keyServices = keyServices
     }
 }
 

@@ -22,16 +22,11 @@ import VIPModel
     }
 
     /// The whole text for the small case, checked once by hand and loaded with `nft -f` in a namespace.
-    /// Counter hashes are FNV-1a of `default/api` and `default/web`.
     @Test func replacementTextForASmallCase() {
         let expected = """
         add table inet metalvip
         delete table inet metalvip
         table inet metalvip {
-        \tcounter svc-default-api-7409e551 {
-        \t}
-        \tcounter svc-default-web-41d689bb {
-        \t}
         \tset vips4 {
         \t\ttype ipv4_addr
         \t\telements = { 198.51.100.10 }
@@ -44,9 +39,10 @@ import VIPModel
         \t\ttype ipv4_addr . inet_proto . inet_service
         \t\telements = { 198.51.100.10 . tcp . 80 }
         \t}
-        \tmap counters4 {
-        \t\ttype ipv4_addr . inet_proto . inet_service : counter
-        \t\telements = { 198.51.100.10 . tcp . 80 : "svc-default-web-41d689bb" }
+        \tset stats4 {
+        \t\ttype ipv4_addr . inet_proto . inet_service
+        \t\tcounter
+        \t\telements = { 198.51.100.10 . tcp . 80 }
         \t}
         \tset vips6 {
         \t\ttype ipv6_addr
@@ -59,9 +55,10 @@ import VIPModel
         \tset masquerade6 {
         \t\ttype ipv6_addr . inet_proto . inet_service
         \t}
-        \tmap counters6 {
-        \t\ttype ipv6_addr . inet_proto . inet_service : counter
-        \t\telements = { 2001:db8:100::20 . tcp . 443 : "svc-default-api-7409e551" }
+        \tset stats6 {
+        \t\ttype ipv6_addr . inet_proto . inet_service
+        \t\tcounter
+        \t\telements = { 2001:db8:100::20 . tcp . 443 }
         \t}
         \tmap lb1-backends4 {
         \t\ttypeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
@@ -115,18 +112,18 @@ import VIPModel
         \t}
         \tchain count-prerouting {
         \t\ttype filter hook prerouting priority mangle; policy accept;
-        \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-        \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+        \t\tip daddr . meta l4proto . th dport @stats4
+        \t\tip6 daddr . meta l4proto . th dport @stats6
         \t}
         \tchain count-output {
         \t\ttype filter hook output priority mangle; policy accept;
-        \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-        \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+        \t\tip daddr . meta l4proto . th dport @stats4
+        \t\tip6 daddr . meta l4proto . th dport @stats6
         \t}
         \tchain count-replies {
         \t\ttype filter hook postrouting priority srcnat + 10; policy accept;
-        \t\tcounter name ip saddr . meta l4proto . th sport map @counters4
-        \t\tcounter name ip6 saddr . meta l4proto . th sport map @counters6
+        \t\tip saddr . meta l4proto . th sport @stats4
+        \t\tip6 saddr . meta l4proto . th sport @stats6
         \t}
         \tchain reject-vip {
         \t\tmeta l4proto tcp reject with tcp reset
@@ -195,31 +192,29 @@ import VIPModel
         ])
     }
 
-    @Test func removedServicesMapElementsGoBeforeTheChainsAndCountersTheyName() {
+    @Test func removedServicesMapElementsGoBeforeTheChainsAndMapsTheyName() {
         let state = Self.smallState()
         let without = F.plan([F.service("api", ports: [ServicePort(name: "grpc", port: 443)], policy: .local)],
                              vips: ["api": ["2001:db8:100::20"]],
                              slices: [F.slice("api", [F.endpoint("2001:db8::1", node: "node-a")],
                                               ports: [EndpointSlice.Port(name: "grpc", port: 8443)])])
-        let counter = ForwardingState.counterName(of: F.key("web"))
         let key = "198.51.100.10 . tcp . 80"
         #expect(Self.lines(without.update(from: state)) == [
-            "delete element inet metalvip counters4 { \(key) }",
             "delete element inet metalvip lb2-backends4 { \(key) . 0, \(key) . 1 }",
             "delete element inet metalvip masquerade4 { \(key) }",
             "delete element inet metalvip services4 { \(key) }",
+            "delete element inet metalvip stats4 { \(key) }",
             "delete chain inet metalvip lb2",
             "delete map inet metalvip lb2-backends4",
             "delete map inet metalvip lb2-backends6",
-            "delete counter inet metalvip \(counter)",
             "delete element inet metalvip vips4 { 198.51.100.10 }",
         ])
-        // And back: the counter and the balancer chain exist before the elements that name them.
-        #expect(Self.lines(state.update(from: without)) == ["add counter inet metalvip \(counter)"] + ForwardingState.balancerCommands(2) + [
-            "add element inet metalvip counters4 { \(key) : \"\(counter)\" }",
+        // And back: the balancer chain and its maps exist before the elements that name them.
+        #expect(Self.lines(state.update(from: without)) == ForwardingState.balancerCommands(2) + [
             "add element inet metalvip lb2-backends4 { \(key) . 0 : 192.0.2.1 . 8080, \(key) . 1 : 192.0.2.2 . 8080 }",
             "add element inet metalvip masquerade4 { \(key) }",
             "add element inet metalvip services4 { \(key) : goto lb2 }",
+            "add element inet metalvip stats4 { \(key) }",
             "add element inet metalvip vips4 { 198.51.100.10 }",
         ])
     }
@@ -234,7 +229,7 @@ import VIPModel
         #expect(lines.contains("delete element inet metalvip services4 { 198.51.100.10 . tcp . 80 }"))
         #expect(lines.contains("delete element inet metalvip lb2-backends4 { 198.51.100.10 . tcp . 80 . 0, 198.51.100.10 . tcp . 80 . 1 }"))
         #expect(!lines.contains { $0.contains("vips4") }, "the VIP stays, so its traffic is rejected")
-        #expect(!lines.contains { $0.contains("delete counter") }, "the service is still there: its counter stays")
+        #expect(lines.contains("delete element inet metalvip stats4 { 198.51.100.10 . tcp . 80 }"))
         #expect(!lines.contains { $0.hasPrefix("add") })
     }
 
@@ -243,9 +238,9 @@ import VIPModel
         let withA = F.plan([F.service("a"), F.service("b")], vips: ["a": ["198.51.100.10"], "b": ["198.51.100.11"]], slices: slices)
         let toB = F.plan([F.service("a"), F.service("b")], vips: ["a": ["198.51.100.12"], "b": ["198.51.100.10"]], slices: slices)
         let lines = Self.lines(toB.update(from: withA))
-        let counterB = ForwardingState.counterName(of: F.key("b"))
-        let delete = lines.firstIndex(of: "delete element inet metalvip counters4 { 198.51.100.10 . tcp . 80, 198.51.100.11 . tcp . 80 }")
-        let add = lines.firstIndex { $0.hasPrefix("add element inet metalvip counters4 { 198.51.100.10 . tcp . 80 : \"\(counterB)\"") }
+        // The key's count starts afresh for its new service.
+        let delete = lines.firstIndex(of: "delete element inet metalvip stats4 { 198.51.100.10 . tcp . 80, 198.51.100.11 . tcp . 80 }")
+        let add = lines.firstIndex(of: "add element inet metalvip stats4 { 198.51.100.10 . tcp . 80, 198.51.100.12 . tcp . 80 }")
         #expect(delete != nil && add != nil && delete! < add!, "\(lines)")
         #expect(lines.contains("add element inet metalvip lb1-backends4 { 198.51.100.10 . tcp . 80 . 0 : 192.0.2.2 . 8080, 198.51.100.12 . tcp . 80 . 0 : 192.0.2.1 . 8080 }"))
         #expect(!lines.contains { $0.contains("chain") || $0.contains("map inet") }, "only elements move: \(lines)")
@@ -258,15 +253,8 @@ import VIPModel
         #expect(!Self.lines(ForwardingState.empty.replacement()).contains { $0.contains("elements") })
     }
 
-    @Test func counterNamesAreStableValidAndShort() {
-        let long = String(repeating: "a", count: 63)
-        let name = ForwardingState.counterName(of: ObjectKey(.service, namespace: long, name: long + ".X_y"))
-        #expect(name.count <= 60)
-        #expect(name.hasPrefix("svc-\(long.prefix(35))"))
-        #expect(name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-" || $0 == ".") })
-        let other = ForwardingState.counterName(of: ObjectKey(.service, namespace: long, name: long + ".z"))
-        #expect(other != name, "same readable prefix, different hash")
-        #expect(name == ForwardingState.counterName(of: ObjectKey(.service, namespace: long, name: long + ".X_y")))
-        #expect(ForwardingState.counterName(of: F.key("web")) == "svc-default-web-41d689bb")
+    @Test func keysNameTheirServicesForCounting() {
+        #expect(Self.smallState().keyServices == ["198.51.100.10 . tcp . 80": F.key("web"), "2001:db8:100::20 . tcp . 443": F.key("api")])
+        #expect(ForwardingState.empty.keyServices.isEmpty)
     }
 }
