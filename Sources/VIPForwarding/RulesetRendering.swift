@@ -27,13 +27,13 @@ extension ForwardingState {
         var script = "add table \(Self.table)\ndelete table \(Self.table)\n"
         script += definition()
         return RulesetUpdate(script: script, isEmpty: false, changedServices: usableCounts.count,
-                             keyServices: keyServices)
+                             state: self)
     }
 
     /// Deletes MetalVIP's table (SIGTERM), and only it; a no-op when it is already gone.
     public static func removal() -> RulesetUpdate {
         RulesetUpdate(script: "add table \(table)\ndelete table \(table)\n", isEmpty: false, changedServices: 0,
-                      keyServices: [:])
+                      state: .empty)
     }
 
     /// Only the changed service ports' map elements, added or deleted; balancer chains and their maps added
@@ -115,7 +115,7 @@ extension ForwardingState {
         }
         let script = lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
         return RulesetUpdate(script: script, isEmpty: lines.isEmpty, changedServices: changed.count,
-                             keyServices: keyServices)
+                             state: self)
     }
 
     /// Map elements of one update, per map, in key order.

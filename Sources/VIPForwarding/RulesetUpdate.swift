@@ -7,15 +7,15 @@ public struct RulesetUpdate: Sendable {
     public var isEmpty: Bool
     /// Services whose rules, map elements or counters the script touches.
     public var changedServices: Int
-    /// `VIP . protocol . port` -> service for the whole resulting state, so the applier can add up the
-    /// counters of the `stats4/6` elements per service.
-    public var keyServices: [String: ObjectKey]
+    /// The state the script leads to, so the applier can name the services behind counted elements
+    /// (`ForwardingState.keyServices`) when asked, not on every update.
+    public var state: ForwardingState
 
-    public init(script: String, isEmpty: Bool, changedServices: Int, keyServices: [String: ObjectKey]) {
+    public init(script: String, isEmpty: Bool, changedServices: Int, state: ForwardingState) {
         self.script = script
         self.isEmpty = isEmpty
         self.changedServices = changedServices
-        self.keyServices = keyServices
+        self.state = state
     }
 }
 

@@ -8,8 +8,9 @@ public actor NFTables: RulesetApplier {
     public static let table = "metalvip"
 
     private let context: NFTablesContext
-    /// `VIP . protocol . port` -> service, from the last update applied.
-    private var keyServices: [String: ObjectKey] = [:]
+    /// The state of the last update applied, and the services behind its counted keys (made on first use).
+    private var applied = ForwardingState.empty
+    private var keyServices: [String: ObjectKey]?
 
     /// Opens the context in the calling thread's network namespace.
     public init() throws(NFTablesError) {
@@ -24,7 +25,8 @@ public actor NFTables: RulesetApplier {
     public func apply(_ update: RulesetUpdate) throws {
         guard !update.isEmpty else { return }
         try context.run(update.script)
-        keyServices = update.keyServices
+        applied = update.state
+        keyServices = nil
     }
 
     /// Packets and bytes per service (both directions, every VIP and port of it), added up from the counters
@@ -32,6 +34,8 @@ public actor NFTables: RulesetApplier {
     /// starts again from zero when it comes back.
     public func counters() throws -> [ObjectKey: (packets: UInt64, bytes: UInt64)] {
         var result: [ObjectKey: (packets: UInt64, bytes: UInt64)] = [:]
+        let keyServices = self.keyServices ?? applied.keyServices
+        self.keyServices = keyServices
         guard !keyServices.isEmpty else { return result }
         for set in ["stats4", "stats6"] {
             for (key, value) in try context.elementCounters(table: Self.table, set: set) {

@@ -136,7 +136,7 @@ extension NFTablesNamespaceTests {
                 let before = try await ns.ruleset()
                 // The first line is valid; the second names a chain that does not exist: nothing may be committed.
                 let bad = RulesetUpdate(script: "add element inet metalvip vips4 { 198.51.100.99 }\nadd rule inet metalvip no-such-chain accept\n",
-                                        isEmpty: false, changedServices: 1, keyServices: [:])
+                                        isEmpty: false, changedServices: 1, state: .empty)
                 do {
                     try await nftables.apply(bad)
                     Issue.record("a script naming a missing chain was accepted")
