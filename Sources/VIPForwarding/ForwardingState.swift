@@ -13,6 +13,8 @@ public struct ForwardingState: Sendable, Hashable {
     /// Set by Cluster chains, tested, cleared and masqueraded at postrouting. One bit.
     public let masqueradeMark: UInt32
     var rulesByID: [RuleID: ServicePortRule]
+    /// The backend counts in use: one `lbN` chain (and its maps) each. Kept so a diff need not scan all rules.
+    let balancerCounts: Set<Int>
     /// Every VIP programmed, also those with no usable endpoint (their traffic is rejected).
     public private(set) var vips: Set<IPAddress>
     /// Usable endpoints (after health) per planned service; a service with none is present with 0.
@@ -23,6 +25,9 @@ public struct ForwardingState: Sendable, Hashable {
         precondition(masqueradeMark != 0 && masqueradeMark & (masqueradeMark - 1) == 0, "the masquerade mark is one bit")
         self.masqueradeMark = masqueradeMark
         self.rulesByID = Dictionary(rules.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var counts: Set<Int> = []
+        for rule in rules { counts.insert(rule.backends.count) }
+        self.balancerCounts = counts
         self.vips = vips
         self.usableCounts = usableCounts
     }

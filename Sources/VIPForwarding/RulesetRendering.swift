@@ -133,9 +133,6 @@ extension ForwardingState {
         }
     }
 
-    /// The backend counts in use: one `lbN` chain each.
-    var balancerCounts: Set<Int> { Set(rulesByID.values.map(\.backends.count)) }
-
     /// `table inet metalvip { ... }` with every object, sorted so the text is stable.
     func definition() -> String {
         let mark = Self.hex(masqueradeMark)
