@@ -69,6 +69,15 @@ extension NFTablesNamespaceTests {
                 #expect(unused.outcome == .refused)
                 #expect(unused.elapsed < .milliseconds(500))
 
+                // A client on the node itself goes through the output hook: translated the same way, and refused the same way.
+                let fromNode = try NetworkNamespace.run(node.name) { try TCPProbe.Client(to: addresses.vip, 80) }
+                #expect(fromNode.outcome == .connected)
+                #expect(try remoteBackend.serveOne(reply: "remote\n") == addresses.node)
+                #expect(fromNode.read() == "remote\n")
+                let unusedFromNode = try NetworkNamespace.run(node.name) { try TCPProbe.Client(to: addresses.vip, 81) }
+                #expect(unusedFromNode.outcome == .refused)
+                #expect(unusedFromNode.elapsed < .milliseconds(500))
+
                 // Both directions are counted: at least SYN, SYN-ACK, ACK and the backend's reply.
                 let counters = try await nftables.counters()
                 #expect((counters[key("web")]?.packets ?? 0) >= 4)
