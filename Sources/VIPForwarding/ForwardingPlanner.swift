@@ -16,7 +16,10 @@ public enum ForwardingPlanner {
         var vips: Set<IPAddress> = []
         var usableCounts: [ObjectKey: Int] = [:]
         var claimed: Set<ServiceAddress> = []
-        for service in services.sorted(by: { $0.key < $1.key }) where service.type == .loadBalancer {
+        // Sorted by key so a conflict always resolves the same way; indices, so no Service is copied around.
+        let keys = services.map(\.key)
+        for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) where services[index].type == .loadBalancer {
+            let service = services[index]
             guard let addresses = assignments[service.key], !addresses.isEmpty else { continue }
             vips.formUnion(addresses)
             let local = service.externalTrafficPolicy == .local

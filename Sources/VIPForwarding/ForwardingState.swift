@@ -12,8 +12,9 @@ public struct ForwardingState: Sendable, Hashable {
 
     /// Set by Cluster chains, tested, cleared and masqueraded at postrouting. One bit.
     public let masqueradeMark: UInt32
-    /// By chain name.
-    public private(set) var rules: [String: ServicePortRule]
+    var rulesByID: [RuleID: ServicePortRule]
+    /// The backend counts in use: one `lbN` chain (and its maps) each. Kept so a diff need not scan all rules.
+    let balancerCounts: Set<Int>
     /// Every VIP programmed, also those with no usable endpoint (their traffic is rejected).
     public private(set) var vips: Set<IPAddress>
     /// Usable endpoints (after health) per planned service; a service with none is present with 0.
@@ -23,10 +24,16 @@ public struct ForwardingState: Sendable, Hashable {
                 usableCounts: [ObjectKey: Int] = [:]) {
         precondition(masqueradeMark != 0 && masqueradeMark & (masqueradeMark - 1) == 0, "the masquerade mark is one bit")
         self.masqueradeMark = masqueradeMark
-        self.rules = Dictionary(rules.map { ($0.chain, $0) }, uniquingKeysWith: { first, _ in first })
+        self.rulesByID = Dictionary(rules.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var counts: Set<Int> = []
+        for rule in rules { counts.insert(rule.backends.count) }
+        self.balancerCounts = counts
         self.vips = vips
         self.usableCounts = usableCounts
     }
+
+    /// Every service port with a usable backend, in no particular order.
+    public var rules: [ServicePortRule] { Array(rulesByID.values) }
 
     /// Every service with a VIP on this node, with or without usable endpoints.
     public var services: Set<ObjectKey> { Set(usableCounts.keys) }
@@ -34,11 +41,12 @@ public struct ForwardingState: Sendable, Hashable {
     /// Usable (after health) endpoints per service, for metrics and /readyz.
     public func usableEndpoints(of service: ObjectKey) -> Int { usableCounts[service] ?? 0 }
 
-    /// The named nft counter that counts a service's packets and bytes.
-    public static func counterName(of service: ObjectKey) -> String { NFTName.counter(service: service) }
-
-    /// Named counter -> service, to turn nft's counter listing into per-service metrics.
-    public var counterServices: [String: ObjectKey] {
-        Dictionary(usableCounts.keys.map { (NFTName.counter(service: $0), $0) }, uniquingKeysWith: { first, _ in first })
+    /// `VIP . protocol . port` as nft writes a stats element -> its service, to sum element counters per service.
+    public var keyServices: [String: ObjectKey] {
+        var result: [String: ObjectKey] = [:]
+        for rule in rulesByID.values {
+            for vip in rule.vips { result[Self.key(rule.element(vip))] = rule.service }
+        }
+        return result
     }
 }

@@ -1,17 +1,25 @@
 import VIPModel
 
-/// The nft text of MetalVIP's table, `table inet metalvip`:
-/// - `vips4`/`vips6`: every programmed VIP; `forward`/`output` filter chains reject what is still addressed
-///   to one after dstnat (no service on that port, or no usable endpoint), so nothing to a VIP is routed back
-///   onto the LAN, where our own ARP answer would loop it.
-/// - `services4`/`services6`: `VIP . l4proto . dport` -> `goto` the service port's chain, looked up at
-///   prerouting and output (clients on the node). The VIP is never an interface address.
-/// - one chain per service port and family: Cluster sets the masquerade mark, then DNAT picks a backend
-///   with `numgen random`. Postrouting masquerades only marked packets and clears the bit.
-/// - one named counter per service, reached through `counters4`/`counters6` maps at the filter hooks,
-///   which see every packet (NAT chains see only a connection's first one).
+/// The nft text of MetalVIP's table, `table inet metalvip`. Every service port is a key `VIP . l4proto . dport`
+/// in a few maps, and nothing per service is a chain or a rule, so a change is only map elements:
+/// - `services4/6`: key -> `goto lbN`, N its number of backends; looked up at prerouting and at output (clients
+///   on the node). The VIP is never an interface address.
+/// - `lbN-backends4/6`: `key . slot` -> `address . port` for the keys with N backends; chain `lbN` (one per
+///   backend count in use) DNATs to slot `numgen random mod N`. (An anonymous `numgen` map per service took
+///   20 s to load at 10k services: each is a kernel set of its own.) A chain and its maps are created and
+///   deleted together: nft 1.0.6 refuses a new rule on a `typeof ... th dport` map it reads back from the
+///   kernel ("conflicting protocols specified: tcp vs. th"), but not on one made in the same transaction.
+/// - `masquerade4/6`: the Cluster keys; a match sets the masquerade mark, which postrouting tests, clears and
+///   masquerades.
+/// - `stats4/6`: the keys again, each element with its own counter, matched at filter hooks that see every
+///   packet (NAT chains see only a connection's first one). 10k named counter objects made every later
+///   transaction 15-30 ms slower: nft reads all objects into its cache before each command.
+/// - `vips4/6`: every programmed VIP; `forward`/`output` filter chains reject what is still addressed to one
+///   after dstnat (no service on that port, or no usable endpoint), so nothing to a VIP is routed back onto
+///   the LAN, where our own ARP answer would loop it.
 extension ForwardingState {
     static let table = "inet \(NFTName.table)"
+    static let protocols: [ServicePort.PortProtocol] = [.tcp, .udp, .sctp]
 
     /// Whole table, replacing whatever a crashed predecessor left, in one transaction:
     /// `add` makes the `delete` succeed when there is no table.
@@ -19,77 +27,82 @@ extension ForwardingState {
         var script = "add table \(Self.table)\ndelete table \(Self.table)\n"
         script += definition()
         return RulesetUpdate(script: script, isEmpty: false, changedServices: usableCounts.count,
-                             counterServices: counterServices)
+                             state: self)
     }
 
     /// Deletes MetalVIP's table (SIGTERM), and only it; a no-op when it is already gone.
     public static func removal() -> RulesetUpdate {
         RulesetUpdate(script: "add table \(table)\ndelete table \(table)\n", isEmpty: false, changedServices: 0,
-                      counterServices: [:])
+                      state: .empty)
     }
 
-    /// Only the changed service ports: new chains added, changed ones flushed and refilled, map elements
-    /// added or deleted, and removed chains deleted after the elements that jump to them.
+    /// Only the changed service ports' map elements, added or deleted; balancer chains and their maps added
+    /// before the elements that name them and deleted after.
     public func update(from previous: ForwardingState) -> RulesetUpdate {
         guard previous.masqueradeMark == masqueradeMark else { return replacement() }
-        var lines: [String] = []
         var changed: Set<ObjectKey> = []
-
         let addedServices = usableCounts.keys.filter { previous.usableCounts[$0] == nil }.sorted()
         let removedServices = previous.usableCounts.keys.filter { usableCounts[$0] == nil }.sorted()
         changed.formUnion(addedServices)
         changed.formUnion(removedServices)
-        for service in addedServices { lines.append("add counter \(Self.table) \(NFTName.counter(service: service))") }
 
-        var oldElements: [ServiceAddress: ServicePortRule] = [:]
-        var newElements: [ServiceAddress: ServicePortRule] = [:]
-        var removedChains: [String] = []
-        for name in rules.keys.sorted() {
-            let rule = rules[name]!
-            guard let old = previous.rules[name] else {
-                lines.append("add chain \(Self.table) \(name)")
-                lines.append("add rule \(Self.table) \(name) \(body(of: rule))")
-                for vip in rule.vips { newElements[rule.element(vip)] = rule }
-                changed.insert(rule.service)
-                continue
-            }
-            guard old != rule else { continue }
+        // The keys of every rule that differs, as they were and as they are.
+        var old: [ServiceAddress: ServicePortRule] = [:]
+        var new: [ServiceAddress: ServicePortRule] = [:]
+        for (id, rule) in rulesByID where previous.rulesByID[id] != rule {
+            for vip in rule.vips { new[rule.element(vip)] = rule }
             changed.insert(rule.service)
-            if old.backends != rule.backends || old.masquerade != rule.masquerade {
-                lines.append("flush chain \(Self.table) \(name)")
-                lines.append("add rule \(Self.table) \(name) \(body(of: rule))")
-            }
-            if old.vips != rule.vips {
-                for vip in old.vips { oldElements[old.element(vip)] = old }
-                for vip in rule.vips { newElements[rule.element(vip)] = rule }
+            if let before = previous.rulesByID[id] {
+                for vip in before.vips { old[before.element(vip)] = before }
             }
         }
-        for name in previous.rules.keys.sorted() where rules[name] == nil {
-            let old = previous.rules[name]!
-            for vip in old.vips { oldElements[old.element(vip)] = old }
-            removedChains.append(name)
-            changed.insert(old.service)
+        for (id, rule) in previous.rulesByID where rulesByID[id] == nil {
+            for vip in rule.vips { old[rule.element(vip)] = rule }
+            changed.insert(rule.service)
         }
 
-        // A key that keeps its chain is left alone; one that moves is deleted, then added.
-        let deletions = oldElements.filter { key, old in newElements[key]?.chain != old.chain }
-        let additions = newElements.filter { key, new in oldElements[key]?.chain != new.chain }
-        for family in IPFamily.allCases {
-            let keys = deletions.keys.filter { $0.vip.family == family }.sorted()
-            guard !keys.isEmpty else { continue }
-            let list = keys.map(Self.key).joined(separator: ", ")
-            lines.append("delete element \(Self.table) services\(NFTName.family(family)) { \(list) }")
-            lines.append("delete element \(Self.table) counters\(NFTName.family(family)) { \(list) }")
+        var deletions = Elements(), additions = Elements()
+        for key in Set(old.keys).union(new.keys).sorted() {
+            let before = old[key], after = new[key]
+            let family = NFTName.family(key.vip.family)
+            let text = Self.key(key)
+            if before?.backends.count != after?.backends.count {
+                if before != nil { deletions.add("services\(family)", text) }
+                if let after { additions.add("services\(family)", "\(text) : goto \(NFTName.balancer(after.backends.count))") }
+            }
+            let beforeCount = before?.backends.count ?? 0, afterCount = after?.backends.count ?? 0
+            if beforeCount != afterCount {
+                // Another backend count: every slot moves to the other balancer's map.
+                for slot in 0..<beforeCount { deletions.add(NFTName.backends(beforeCount, key.vip.family), "\(text) . \(slot)") }
+                for (slot, backend) in (after?.backends ?? []).enumerated() {
+                    additions.add(NFTName.backends(afterCount, key.vip.family), "\(text) . \(slot) : \(backend.address) . \(backend.port)")
+                }
+            } else if let before, let after {
+                for slot in 0..<afterCount where before.backends[slot] != after.backends[slot] {
+                    let map = NFTName.backends(afterCount, key.vip.family)
+                    deletions.add(map, "\(text) . \(slot)")
+                    additions.add(map, "\(text) . \(slot) : \(after.backends[slot].address) . \(after.backends[slot].port)")
+                }
+            }
+            let wasMasqueraded = before?.masquerade ?? false, isMasqueraded = after?.masquerade ?? false
+            if wasMasqueraded && !isMasqueraded { deletions.add("masquerade\(family)", text) }
+            if isMasqueraded && !wasMasqueraded { additions.add("masquerade\(family)", text) }
+            // A key that passes to another service starts counting afresh.
+            if before?.service != after?.service {
+                if before != nil { deletions.add("stats\(family)", text) }
+                if after != nil { additions.add("stats\(family)", text) }
+            }
         }
-        for family in IPFamily.allCases {
-            let keys = additions.keys.filter { $0.vip.family == family }.sorted()
-            guard !keys.isEmpty else { continue }
-            lines.append("add element \(Self.table) services\(NFTName.family(family)) { \(keys.map { Self.verdictElement($0, additions[$0]!) }.joined(separator: ", ")) }")
-            lines.append("add element \(Self.table) counters\(NFTName.family(family)) { \(keys.map { Self.counterElement($0, additions[$0]!) }.joined(separator: ", ")) }")
-        }
-        for name in removedChains { lines.append("delete chain \(Self.table) \(name)") }
-        for service in removedServices { lines.append("delete counter \(Self.table) \(NFTName.counter(service: service))") }
 
+        var lines: [String] = []
+        let balancers = balancerCounts, previousBalancers = previous.balancerCounts
+        for count in balancers.subtracting(previousBalancers).sorted() { lines += Self.balancerCommands(count) }
+        lines += deletions.commands("delete")
+        lines += additions.commands("add")
+        for count in previousBalancers.subtracting(balancers).sorted() {
+            lines.append("delete chain \(Self.table) \(NFTName.balancer(count))")
+            for family in IPFamily.allCases { lines.append("delete map \(Self.table) \(NFTName.backends(count, family))") }
+        }
         for family in IPFamily.allCases {
             let added = vips.subtracting(previous.vips).filter { $0.family == family }.sorted()
             let removed = previous.vips.subtracting(vips).filter { $0.family == family }.sorted()
@@ -102,37 +115,69 @@ extension ForwardingState {
         }
         let script = lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
         return RulesetUpdate(script: script, isEmpty: lines.isEmpty, changedServices: changed.count,
-                             counterServices: counterServices)
+                             state: self)
+    }
+
+    /// Map elements of one update, per map, in key order.
+    struct Elements {
+        var byMap: [String: [String]] = [:]
+        var order: [String] = []
+
+        mutating func add(_ map: String, _ element: String) {
+            if byMap[map] == nil { order.append(map) }
+            byMap[map, default: []].append(element)
+        }
+
+        func commands(_ verb: String) -> [String] {
+            order.sorted().map { "\(verb) element \(ForwardingState.table) \($0) { \(byMap[$0]!.joined(separator: ", ")) }" }
+        }
     }
 
     /// `table inet metalvip { ... }` with every object, sorted so the text is stable.
     func definition() -> String {
         let mark = Self.hex(masqueradeMark)
-        let sortedRules = rules.values.sorted { $0.chain < $1.chain }
+        let sortedRules = rulesByID.values.sorted { $0.id < $1.id }
         var text = "table \(Self.table) {\n"
-        for service in usableCounts.keys.sorted() {
-            text += "\tcounter \(NFTName.counter(service: service)) {\n\t}\n"
-        }
+        text.reserveCapacity(200 * (rulesByID.count + 10))
         for family in IPFamily.allCases {
             let suffix = NFTName.family(family)
-            let type = family == .ipv4 ? "ipv4_addr" : "ipv6_addr"
-            let elements = sortedRules.filter { $0.family == family }.flatMap { rule in rule.vips.map { (rule.element($0), rule) } }
+            let (type, match) = family == .ipv4 ? ("ipv4_addr", "ip") : ("ipv6_addr", "ip6")
+            let keys = sortedRules.filter { $0.family == family }.flatMap { rule in rule.vips.map { (rule.element($0), rule) } }
                 .sorted { $0.0 < $1.0 }
-            text += "\tset vips\(suffix) {\n\t\ttype \(type)\n"
-            let familyVIPs = vips.filter { $0.family == family }.sorted()
-            if !familyVIPs.isEmpty { text += "\t\telements = { \(familyVIPs.map(\.description).joined(separator: ", ")) }\n" }
-            text += "\t}\n"
-            text += "\tmap services\(suffix) {\n\t\ttype \(type) . inet_proto . inet_service : verdict\n"
-            if !elements.isEmpty { text += "\t\telements = { \(elements.map { Self.verdictElement($0.0, $0.1) }.joined(separator: ", ")) }\n" }
-            text += "\t}\n"
-            text += "\tmap counters\(suffix) {\n\t\ttype \(type) . inet_proto . inet_service : counter\n"
-            if !elements.isEmpty { text += "\t\telements = { \(elements.map { Self.counterElement($0.0, $0.1) }.joined(separator: ", ")) }\n" }
+            let keyType = "\(type) . inet_proto . inet_service"
+            func block(_ kind: String, _ name: String, _ declaration: String, _ elements: [String]) {
+                text += "\t\(kind) \(name)\(suffix) {\n\t\t\(declaration.replacingOccurrences(of: "; ", with: "\n\t\t"))\n"
+                if !elements.isEmpty { text += "\t\telements = { \(elements.joined(separator: ", ")) }\n" }
+                text += "\t}\n"
+            }
+            block("set", "vips", "type \(type)", vips.filter { $0.family == family }.sorted().map(\.description))
+            block("map", "services", "type \(keyType) : verdict",
+                  keys.map { "\(Self.key($0.0)) : goto \(NFTName.balancer($0.1.backends.count))" })
+            block("set", "masquerade", "type \(keyType)", keys.filter { $0.1.masquerade }.map { Self.key($0.0) })
+            block("set", "stats", "type \(keyType); counter", keys.map { Self.key($0.0) })
+        }
+        for count in balancerCounts.sorted() {
+            for family in IPFamily.allCases {
+                let elements = sortedRules.filter { $0.family == family && $0.backends.count == count }
+                    .flatMap { rule in rule.vips.map { (rule.element($0), rule) } }.sorted { $0.0 < $1.0 }
+                    .flatMap { key, rule in
+                        rule.backends.enumerated().map { "\(Self.key(key)) . \($0.offset) : \($0.element.address) . \($0.element.port)" }
+                    }
+                text += "\tmap \(NFTName.backends(count, family)) {\n\t\t\(Self.backendsType(family))\n"
+                if !elements.isEmpty { text += "\t\telements = { \(elements.joined(separator: ", ")) }\n" }
+                text += "\t}\n"
+            }
+            text += "\tchain \(NFTName.balancer(count)) {\n"
+            for rule in Self.balancerRules(count) { text += "\t\t\(rule)\n" }
             text += "\t}\n"
         }
-        for rule in sortedRules {
-            text += "\tchain \(rule.chain) {\n\t\t\(body(of: rule))\n\t}\n"
-        }
-        let lookup = "\t\tip daddr . meta l4proto . th dport vmap @services4\n\t\tip6 daddr . meta l4proto . th dport vmap @services6\n"
+        let lookup = """
+            \t\tip daddr . meta l4proto . th dport @masquerade4 meta mark set meta mark | \(mark)
+            \t\tip6 daddr . meta l4proto . th dport @masquerade6 meta mark set meta mark | \(mark)
+            \t\tip daddr . meta l4proto . th dport vmap @services4
+            \t\tip6 daddr . meta l4proto . th dport vmap @services6
+
+            """
         let reject = "\t\tip daddr @vips4 jump reject-vip\n\t\tip6 daddr @vips6 jump reject-vip\n"
         text += """
             \tchain nat-prerouting {
@@ -149,18 +194,18 @@ extension ForwardingState {
             \t}
             \tchain count-prerouting {
             \t\ttype filter hook prerouting priority mangle; policy accept;
-            \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-            \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+            \t\tip daddr . meta l4proto . th dport @stats4
+            \t\tip6 daddr . meta l4proto . th dport @stats6
             \t}
             \tchain count-output {
             \t\ttype filter hook output priority mangle; policy accept;
-            \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-            \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+            \t\tip daddr . meta l4proto . th dport @stats4
+            \t\tip6 daddr . meta l4proto . th dport @stats6
             \t}
             \tchain count-replies {
             \t\ttype filter hook postrouting priority srcnat + 10; policy accept;
-            \t\tcounter name ip saddr . meta l4proto . th sport map @counters4
-            \t\tcounter name ip6 saddr . meta l4proto . th sport map @counters6
+            \t\tip saddr . meta l4proto . th sport @stats4
+            \t\tip6 saddr . meta l4proto . th sport @stats6
             \t}
             \tchain reject-vip {
             \t\tmeta l4proto tcp reject with tcp reset
@@ -178,25 +223,33 @@ extension ForwardingState {
         return text
     }
 
-    /// One rule: (Cluster) mark for masquerade, then DNAT to a random backend. The protocol match comes first:
-    /// nft needs it before a port rewrite.
-    func body(of rule: ServicePortRule) -> String {
-        let family = rule.family == .ipv4 ? "ip" : "ip6"
-        let targets = rule.backends.enumerated().map { "\($0.offset) : \($0.element.address) . \($0.element.port)" }
-        let mark = rule.masquerade ? "meta mark set meta mark | \(Self.hex(masqueradeMark)) " : ""
-        return "\(mark)meta l4proto \(rule.protocol.rawValue.lowercased()) dnat \(family) to numgen random mod \(rule.backends.count) map { \(targets.joined(separator: ", ")) }"
+    /// `key . slot : address . port`, declared by example (`typeof`): nft has no named 32-bit integer type
+    /// that matches `numgen`'s.
+    static func backendsType(_ family: IPFamily) -> String {
+        let match = family == .ipv4 ? "ip" : "ip6"
+        return "typeof \(match) daddr . meta l4proto . th dport . numgen random mod 1 : \(match) daddr . th dport"
+    }
+
+    /// DNAT to slot `numgen random mod count` of the family's backends map. One rule per family and protocol:
+    /// nft needs the protocol matched before a port rewrite.
+    static func balancerRules(_ count: Int) -> [String] {
+        IPFamily.allCases.flatMap { family in
+            let (nfproto, match) = family == .ipv4 ? ("ipv4", "ip") : ("ipv6", "ip6")
+            return protocols.map { proto in
+                "meta nfproto \(nfproto) meta l4proto \(proto.rawValue.lowercased()) dnat \(match) to \(match) daddr . meta l4proto . th dport . numgen random mod \(count) map @\(NFTName.backends(count, family))"
+            }
+        }
+    }
+
+    /// A balancer chain with its maps, for an update: the maps first, as the rules name them.
+    static func balancerCommands(_ count: Int) -> [String] {
+        let chain = NFTName.balancer(count)
+        return IPFamily.allCases.map { "add map \(table) \(NFTName.backends(count, $0)) { \(backendsType($0)); }" }
+            + ["add chain \(table) \(chain)"] + balancerRules(count).map { "add rule \(table) \(chain) \($0)" }
     }
 
     static func key(_ address: ServiceAddress) -> String {
         "\(address.vip) . \(address.protocol.rawValue.lowercased()) . \(address.port)"
-    }
-
-    static func verdictElement(_ address: ServiceAddress, _ rule: ServicePortRule) -> String {
-        "\(key(address)) : goto \(rule.chain)"
-    }
-
-    static func counterElement(_ address: ServiceAddress, _ rule: ServicePortRule) -> String {
-        "\(key(address)) : \"\(NFTName.counter(service: rule.service))\""
     }
 
     static func hex(_ value: UInt32) -> String {

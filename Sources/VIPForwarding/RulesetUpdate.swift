@@ -7,14 +7,15 @@ public struct RulesetUpdate: Sendable {
     public var isEmpty: Bool
     /// Services whose rules, map elements or counters the script touches.
     public var changedServices: Int
-    /// Named counter -> service for the whole resulting state, so the applier can report per-service counters.
-    public var counterServices: [String: ObjectKey]
+    /// The state the script leads to, so the applier can name the services behind counted elements
+    /// (`ForwardingState.keyServices`) when asked, not on every update.
+    public var state: ForwardingState
 
-    public init(script: String, isEmpty: Bool, changedServices: Int, counterServices: [String: ObjectKey]) {
+    public init(script: String, isEmpty: Bool, changedServices: Int, state: ForwardingState) {
         self.script = script
         self.isEmpty = isEmpty
         self.changedServices = changedServices
-        self.counterServices = counterServices
+        self.state = state
     }
 }
 

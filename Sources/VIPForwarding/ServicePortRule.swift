@@ -1,8 +1,8 @@
 import VIPModel
 
-/// The forwarding of one service port in one family: the VIPs (of that family) whose
-/// `address . protocol . port` map elements jump to this rule's chain, and the backends that chain spreads over.
-/// Only rules with at least one backend exist: a port without one stays out of the map and is rejected.
+/// The forwarding of one service port in one family: the VIPs (of that family) whose `VIP . protocol . port`
+/// keys lead to this rule's backends. Only rules with at least one backend exist: a port without one stays
+/// out of the maps and is rejected.
 public struct ServicePortRule: Sendable, Hashable {
     public var service: ObjectKey
     public var family: IPFamily
@@ -10,7 +10,7 @@ public struct ServicePortRule: Sendable, Hashable {
     public var port: Int
     /// Sorted. Usually one: a service has at most one VIP per family.
     public var vips: [IPAddress]
-    /// Sorted and distinct, never empty.
+    /// Sorted and distinct, never empty. Slot i of the backends map holds backends[i].
     public var backends: [Backend]
     /// `externalTrafficPolicy: Cluster`: replies must come back through this node.
     public var masquerade: Bool
@@ -26,10 +26,8 @@ public struct ServicePortRule: Sendable, Hashable {
         self.masquerade = masquerade
     }
 
-    /// The chain this rule owns: stable for the service port, valid in nft, short.
-    public var chain: String {
-        NFTName.chain(service: service, family: family, protocol: `protocol`, port: port)
-    }
+    /// Identity of the rule within a state: one per service, family, protocol and port.
+    var id: RuleID { RuleID(service: service, family: family, protocol: `protocol`, port: port) }
 
     /// The map key of one of its VIPs.
     func element(_ vip: IPAddress) -> ServiceAddress {
@@ -37,7 +35,18 @@ public struct ServicePortRule: Sendable, Hashable {
     }
 }
 
-/// `VIP . protocol . port`: the key the dstnat verdict map and the counter map look traffic up by.
+struct RuleID: Hashable, Comparable {
+    var service: ObjectKey
+    var family: IPFamily
+    var `protocol`: ServicePort.PortProtocol
+    var port: Int
+
+    static func < (lhs: RuleID, rhs: RuleID) -> Bool {
+        (lhs.service, lhs.family, lhs.protocol.rawValue, lhs.port) < (rhs.service, rhs.family, rhs.protocol.rawValue, rhs.port)
+    }
+}
+
+/// `VIP . protocol . port`: the key every map of the table looks traffic up by.
 struct ServiceAddress: Hashable, Comparable {
     var vip: IPAddress
     var `protocol`: ServicePort.PortProtocol

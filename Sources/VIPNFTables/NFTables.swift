@@ -8,8 +8,9 @@ public actor NFTables: RulesetApplier {
     public static let table = "metalvip"
 
     private let context: NFTablesContext
-    /// Counter name -> service, from the last update applied.
-    private var counterServices: [String: ObjectKey] = [:]
+    /// The state of the last update applied, and the services behind its counted keys (made on first use).
+    private var applied = ForwardingState.empty
+    private var keyServices: [String: ObjectKey]?
 
     /// Opens the context in the calling thread's network namespace.
     public init() throws(NFTablesError) {
@@ -24,16 +25,24 @@ public actor NFTables: RulesetApplier {
     public func apply(_ update: RulesetUpdate) throws {
         guard !update.isEmpty else { return }
         try context.run(update.script)
-        counterServices = update.counterServices
+        applied = update.state
+        keyServices = nil
     }
 
-    /// Packets and bytes per service, from the named counters of the last applied state.
+    /// Packets and bytes per service (both directions, every VIP and port of it), added up from the counters
+    /// of the `stats4/6` elements. A service port that loses its last endpoint leaves the set, and its count
+    /// starts again from zero when it comes back.
     public func counters() throws -> [ObjectKey: (packets: UInt64, bytes: UInt64)] {
         var result: [ObjectKey: (packets: UInt64, bytes: UInt64)] = [:]
-        guard !counterServices.isEmpty else { return result }
-        for (name, value) in try context.counters(table: Self.table) {
-            guard let service = counterServices[name] else { continue }
-            result[service] = value
+        let keyServices = self.keyServices ?? applied.keyServices
+        self.keyServices = keyServices
+        guard !keyServices.isEmpty else { return result }
+        for set in ["stats4", "stats6"] {
+            for (key, value) in try context.elementCounters(table: Self.table, set: set) {
+                guard let service = keyServices[key] else { continue }
+                let sum = result[service] ?? (0, 0)
+                result[service] = (sum.packets + value.packets, sum.bytes + value.bytes)
+            }
         }
         return result
     }

@@ -53,22 +53,29 @@ public final class NFTablesContext: @unchecked Sendable {
         return object
     }
 
-    /// Packets and bytes of every named counter in `table inet TABLE`, by counter name.
-    public func counters(table: String) throws(NFTablesError) -> [String: (packets: UInt64, bytes: UInt64)] {
-        let command = "list counters table inet \(table)"
+    /// Packets and bytes of every element of a set declared with `counter`, by element as nft writes it
+    /// (`198.51.100.10 . tcp . 80`). An element without a counter is left out.
+    public func elementCounters(table: String, set: String) throws(NFTablesError) -> [String: (packets: UInt64, bytes: UInt64)] {
+        let command = "list set inet \(table) \(set)"
         let listing = try listJSON(command)
         guard let items = listing["nftables"] as? [[String: Any]] else {
             throw .malformedListing(command: command, reason: "no \"nftables\" array")
         }
         var result: [String: (packets: UInt64, bytes: UInt64)] = [:]
         for item in items {
-            guard let counter = item["counter"] as? [String: Any] else { continue }
-            guard let name = counter["name"] as? String,
-                  let packets = (counter["packets"] as? NSNumber)?.uint64Value,
-                  let bytes = (counter["bytes"] as? NSNumber)?.uint64Value else {
-                throw .malformedListing(command: command, reason: "counter without name, packets or bytes: \(counter)")
+            guard let set = item["set"] as? [String: Any] else { continue }
+            for entry in set["elem"] as? [Any] ?? [] {
+                guard let element = (entry as? [String: Any])?["elem"] as? [String: Any] else { continue }
+                guard let parts = (element["val"] as? [String: Any])?["concat"] as? [Any] else {
+                    throw .malformedListing(command: command, reason: "element without a concatenated key: \(element)")
+                }
+                guard let counter = element["counter"] as? [String: Any] else { continue }
+                guard let packets = (counter["packets"] as? NSNumber)?.uint64Value,
+                      let bytes = (counter["bytes"] as? NSNumber)?.uint64Value else {
+                    throw .malformedListing(command: command, reason: "counter without packets or bytes: \(counter)")
+                }
+                result[parts.map { "\($0)" }.joined(separator: " . ")] = (packets, bytes)
             }
-            result[name] = (packets, bytes)
         }
         return result
     }

@@ -39,6 +39,6 @@ enum Fixture {
 
     /// The single rule of a service port in a family.
     static func rule(_ state: ForwardingState, _ service: String, family: IPFamily = .ipv4, port: Int = 80) -> ServicePortRule? {
-        state.rules.values.first { $0.service == key(service) && $0.family == family && $0.port == port }
+        state.rules.first { $0.service == key(service) && $0.family == family && $0.port == port }
     }
 }

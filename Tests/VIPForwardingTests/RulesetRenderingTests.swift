@@ -21,28 +21,28 @@ import VIPModel
         update.script.split(separator: "\n").map(String.init)
     }
 
-    /// The whole text for the small case, checked once by hand and by `nft -c -f` in a namespace.
-    /// Hashes are FNV-1a of `default/web/IPv4/TCP/80`, `default/api/IPv6/TCP/443`, `default/web`, `default/api`.
+    /// The whole text for the small case, checked once by hand and loaded with `nft -f` in a namespace.
     @Test func replacementTextForASmallCase() {
         let expected = """
         add table inet metalvip
         delete table inet metalvip
         table inet metalvip {
-        \tcounter svc-default-api-7409e551 {
-        \t}
-        \tcounter svc-default-web-41d689bb {
-        \t}
         \tset vips4 {
         \t\ttype ipv4_addr
         \t\telements = { 198.51.100.10 }
         \t}
         \tmap services4 {
         \t\ttype ipv4_addr . inet_proto . inet_service : verdict
-        \t\telements = { 198.51.100.10 . tcp . 80 : goto svc4-default-web-tcp80-aebc3550 }
+        \t\telements = { 198.51.100.10 . tcp . 80 : goto lb2 }
         \t}
-        \tmap counters4 {
-        \t\ttype ipv4_addr . inet_proto . inet_service : counter
-        \t\telements = { 198.51.100.10 . tcp . 80 : "svc-default-web-41d689bb" }
+        \tset masquerade4 {
+        \t\ttype ipv4_addr . inet_proto . inet_service
+        \t\telements = { 198.51.100.10 . tcp . 80 }
+        \t}
+        \tset stats4 {
+        \t\ttype ipv4_addr . inet_proto . inet_service
+        \t\tcounter
+        \t\telements = { 198.51.100.10 . tcp . 80 }
         \t}
         \tset vips6 {
         \t\ttype ipv6_addr
@@ -50,25 +50,57 @@ import VIPModel
         \t}
         \tmap services6 {
         \t\ttype ipv6_addr . inet_proto . inet_service : verdict
-        \t\telements = { 2001:db8:100::20 . tcp . 443 : goto svc6-default-api-tcp443-01459965 }
+        \t\telements = { 2001:db8:100::20 . tcp . 443 : goto lb1 }
         \t}
-        \tmap counters6 {
-        \t\ttype ipv6_addr . inet_proto . inet_service : counter
-        \t\telements = { 2001:db8:100::20 . tcp . 443 : "svc-default-api-7409e551" }
+        \tset masquerade6 {
+        \t\ttype ipv6_addr . inet_proto . inet_service
         \t}
-        \tchain svc4-default-web-tcp80-aebc3550 {
-        \t\tmeta mark set meta mark | 0x00004000 meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 192.0.2.1 . 8080, 1 : 192.0.2.2 . 8080 }
+        \tset stats6 {
+        \t\ttype ipv6_addr . inet_proto . inet_service
+        \t\tcounter
+        \t\telements = { 2001:db8:100::20 . tcp . 443 }
         \t}
-        \tchain svc6-default-api-tcp443-01459965 {
-        \t\tmeta l4proto tcp dnat ip6 to numgen random mod 1 map { 0 : 2001:db8::1 . 8443 }
+        \tmap lb1-backends4 {
+        \t\ttypeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+        \t}
+        \tmap lb1-backends6 {
+        \t\ttypeof ip6 daddr . meta l4proto . th dport . numgen random mod 1 : ip6 daddr . th dport
+        \t\telements = { 2001:db8:100::20 . tcp . 443 . 0 : 2001:db8::1 . 8443 }
+        \t}
+        \tchain lb1 {
+        \t\tmeta nfproto ipv4 meta l4proto tcp dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1 map @lb1-backends4
+        \t\tmeta nfproto ipv4 meta l4proto udp dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1 map @lb1-backends4
+        \t\tmeta nfproto ipv4 meta l4proto sctp dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1 map @lb1-backends4
+        \t\tmeta nfproto ipv6 meta l4proto tcp dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 1 map @lb1-backends6
+        \t\tmeta nfproto ipv6 meta l4proto udp dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 1 map @lb1-backends6
+        \t\tmeta nfproto ipv6 meta l4proto sctp dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 1 map @lb1-backends6
+        \t}
+        \tmap lb2-backends4 {
+        \t\ttypeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+        \t\telements = { 198.51.100.10 . tcp . 80 . 0 : 192.0.2.1 . 8080, 198.51.100.10 . tcp . 80 . 1 : 192.0.2.2 . 8080 }
+        \t}
+        \tmap lb2-backends6 {
+        \t\ttypeof ip6 daddr . meta l4proto . th dport . numgen random mod 1 : ip6 daddr . th dport
+        \t}
+        \tchain lb2 {
+        \t\tmeta nfproto ipv4 meta l4proto tcp dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @lb2-backends4
+        \t\tmeta nfproto ipv4 meta l4proto udp dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @lb2-backends4
+        \t\tmeta nfproto ipv4 meta l4proto sctp dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @lb2-backends4
+        \t\tmeta nfproto ipv6 meta l4proto tcp dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 2 map @lb2-backends6
+        \t\tmeta nfproto ipv6 meta l4proto udp dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 2 map @lb2-backends6
+        \t\tmeta nfproto ipv6 meta l4proto sctp dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 2 map @lb2-backends6
         \t}
         \tchain nat-prerouting {
         \t\ttype nat hook prerouting priority dstnat; policy accept;
+        \t\tip daddr . meta l4proto . th dport @masquerade4 meta mark set meta mark | 0x00004000
+        \t\tip6 daddr . meta l4proto . th dport @masquerade6 meta mark set meta mark | 0x00004000
         \t\tip daddr . meta l4proto . th dport vmap @services4
         \t\tip6 daddr . meta l4proto . th dport vmap @services6
         \t}
         \tchain nat-output {
         \t\ttype nat hook output priority -100; policy accept;
+        \t\tip daddr . meta l4proto . th dport @masquerade4 meta mark set meta mark | 0x00004000
+        \t\tip6 daddr . meta l4proto . th dport @masquerade6 meta mark set meta mark | 0x00004000
         \t\tip daddr . meta l4proto . th dport vmap @services4
         \t\tip6 daddr . meta l4proto . th dport vmap @services6
         \t}
@@ -80,18 +112,18 @@ import VIPModel
         \t}
         \tchain count-prerouting {
         \t\ttype filter hook prerouting priority mangle; policy accept;
-        \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-        \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+        \t\tip daddr . meta l4proto . th dport @stats4
+        \t\tip6 daddr . meta l4proto . th dport @stats6
         \t}
         \tchain count-output {
         \t\ttype filter hook output priority mangle; policy accept;
-        \t\tcounter name ip daddr . meta l4proto . th dport map @counters4
-        \t\tcounter name ip6 daddr . meta l4proto . th dport map @counters6
+        \t\tip daddr . meta l4proto . th dport @stats4
+        \t\tip6 daddr . meta l4proto . th dport @stats6
         \t}
         \tchain count-replies {
         \t\ttype filter hook postrouting priority srcnat + 10; policy accept;
-        \t\tcounter name ip saddr . meta l4proto . th sport map @counters4
-        \t\tcounter name ip6 saddr . meta l4proto . th sport map @counters6
+        \t\tip saddr . meta l4proto . th sport @stats4
+        \t\tip6 saddr . meta l4proto . th sport @stats6
         \t}
         \tchain reject-vip {
         \t\tmeta l4proto tcp reject with tcp reset
@@ -113,21 +145,24 @@ import VIPModel
         #expect(Self.smallState().replacement().script == expected)
     }
 
-    @Test func oneEndpointChangeRewritesOneChainOnly() {
+    /// 50 services with two endpoints each; svc7's VIP is 198.51.100.8.
+    static func fifty(change: (inout [EndpointSlice]) -> Void = { _ in }) -> ForwardingState {
         var slices = (0..<50).map { index in
             F.slice("svc\(index)", [F.endpoint("192.0.2.\(index + 1)"), F.endpoint("192.0.2.\(index + 101)")])
         }
-        let services = (0..<50).map { F.service("svc\($0)") }
+        change(&slices)
         var vips: [String: [String]] = [:]
         for index in 0..<50 { vips["svc\(index)"] = ["198.51.100.\(index + 1)"] }
-        let before = F.plan(services, vips: vips, slices: slices)
-        slices[7].endpoints.removeLast()
-        let after = F.plan(services, vips: vips, slices: slices)
+        return F.plan((0..<50).map { F.service("svc\($0)") }, vips: vips, slices: slices)
+    }
+
+    @Test func oneEndpointChangeRewritesOneMapSlotOnly() {
+        let before = Self.fifty()
+        let after = Self.fifty { $0[7].endpoints[1].address = F.ip("203.0.113.7") }
         let update = after.update(from: before)
-        let chain = F.rule(after, "svc7")!.chain
         #expect(Self.lines(update) == [
-            "flush chain inet metalvip \(chain)",
-            "add rule inet metalvip \(chain) meta mark set meta mark | 0x00004000 meta l4proto tcp dnat ip to numgen random mod 1 map { 0 : 192.0.2.8 . 8080 }",
+            "delete element inet metalvip lb2-backends4 { 198.51.100.8 . tcp . 80 . 1 }",
+            "add element inet metalvip lb2-backends4 { 198.51.100.8 . tcp . 80 . 1 : 203.0.113.7 . 8080 }",
         ])
         #expect(update.changedServices == 1)
         #expect(!update.isEmpty)
@@ -135,33 +170,56 @@ import VIPModel
         #expect(after.update(from: after).script.isEmpty)
     }
 
-    @Test func removedServicesMapElementsGoBeforeTheirChainsAndCounters() {
+    @Test func aScaleDownRepointsTheKeyToTheSmallerBalancer() {
+        let before = Self.fifty()
+        let after = Self.fifty { $0[7].endpoints.removeLast() }
+        let key = "198.51.100.8 . tcp . 80"
+        #expect(Self.lines(after.update(from: before)) == ForwardingState.balancerCommands(1) + [
+            "delete element inet metalvip lb2-backends4 { \(key) . 0, \(key) . 1 }",
+            "delete element inet metalvip services4 { \(key) }",
+            "add element inet metalvip lb1-backends4 { \(key) . 0 : 192.0.2.8 . 8080 }",
+            "add element inet metalvip services4 { \(key) : goto lb1 }",
+        ])
+        // Back to two: lb1 has no user left and goes with its maps, after the elements that pointed at it.
+        #expect(Self.lines(before.update(from: after)) == [
+            "delete element inet metalvip lb1-backends4 { \(key) . 0 }",
+            "delete element inet metalvip services4 { \(key) }",
+            "add element inet metalvip lb2-backends4 { \(key) . 0 : 192.0.2.8 . 8080, \(key) . 1 : 192.0.2.108 . 8080 }",
+            "add element inet metalvip services4 { \(key) : goto lb2 }",
+            "delete chain inet metalvip lb1",
+            "delete map inet metalvip lb1-backends4",
+            "delete map inet metalvip lb1-backends6",
+        ])
+    }
+
+    @Test func removedServicesMapElementsGoBeforeTheChainsAndMapsTheyName() {
         let state = Self.smallState()
         let without = F.plan([F.service("api", ports: [ServicePort(name: "grpc", port: 443)], policy: .local)],
                              vips: ["api": ["2001:db8:100::20"]],
                              slices: [F.slice("api", [F.endpoint("2001:db8::1", node: "node-a")],
                                               ports: [EndpointSlice.Port(name: "grpc", port: 8443)])])
-        let web = F.rule(state, "web")!
-        let counter = ForwardingState.counterName(of: F.key("web"))
+        let key = "198.51.100.10 . tcp . 80"
         #expect(Self.lines(without.update(from: state)) == [
-            "delete element inet metalvip services4 { 198.51.100.10 . tcp . 80 }",
-            "delete element inet metalvip counters4 { 198.51.100.10 . tcp . 80 }",
-            "delete chain inet metalvip \(web.chain)",
-            "delete counter inet metalvip \(counter)",
+            "delete element inet metalvip lb2-backends4 { \(key) . 0, \(key) . 1 }",
+            "delete element inet metalvip masquerade4 { \(key) }",
+            "delete element inet metalvip services4 { \(key) }",
+            "delete element inet metalvip stats4 { \(key) }",
+            "delete chain inet metalvip lb2",
+            "delete map inet metalvip lb2-backends4",
+            "delete map inet metalvip lb2-backends6",
             "delete element inet metalvip vips4 { 198.51.100.10 }",
         ])
-        // And back: the counter and chain exist before the elements that point at them.
-        #expect(Self.lines(state.update(from: without)) == [
-            "add counter inet metalvip \(counter)",
-            "add chain inet metalvip \(web.chain)",
-            "add rule inet metalvip \(web.chain) \(state.body(of: web))",
-            "add element inet metalvip services4 { 198.51.100.10 . tcp . 80 : goto \(web.chain) }",
-            "add element inet metalvip counters4 { 198.51.100.10 . tcp . 80 : \"\(counter)\" }",
+        // And back: the balancer chain and its maps exist before the elements that name them.
+        #expect(Self.lines(state.update(from: without)) == ForwardingState.balancerCommands(2) + [
+            "add element inet metalvip lb2-backends4 { \(key) . 0 : 192.0.2.1 . 8080, \(key) . 1 : 192.0.2.2 . 8080 }",
+            "add element inet metalvip masquerade4 { \(key) }",
+            "add element inet metalvip services4 { \(key) : goto lb2 }",
+            "add element inet metalvip stats4 { \(key) }",
             "add element inet metalvip vips4 { 198.51.100.10 }",
         ])
     }
 
-    @Test func aPortLosingItsLastEndpointLeavesTheMapButKeepsItsVIP() {
+    @Test func aPortLosingItsLastEndpointLeavesTheMapsButKeepsItsVIP() {
         let state = Self.smallState()
         let slices = [F.slice("web", [F.endpoint("192.0.2.1", ready: false)]),
                       F.slice("api", [F.endpoint("2001:db8::1", node: "node-a")], ports: [EndpointSlice.Port(name: "grpc", port: 8443)])]
@@ -169,9 +227,10 @@ import VIPModel
                              vips: ["web": ["198.51.100.10"], "api": ["2001:db8:100::20"]], slices: slices)
         let lines = Self.lines(emptied.update(from: state))
         #expect(lines.contains("delete element inet metalvip services4 { 198.51.100.10 . tcp . 80 }"))
-        #expect(lines.contains("delete chain inet metalvip \(F.rule(state, "web")!.chain)"))
+        #expect(lines.contains("delete element inet metalvip lb2-backends4 { 198.51.100.10 . tcp . 80 . 0, 198.51.100.10 . tcp . 80 . 1 }"))
         #expect(!lines.contains { $0.contains("vips4") }, "the VIP stays, so its traffic is rejected")
-        #expect(!lines.contains { $0.contains("delete counter") }, "the service is still there: its counter stays")
+        #expect(lines.contains("delete element inet metalvip stats4 { 198.51.100.10 . tcp . 80 }"))
+        #expect(!lines.contains { $0.hasPrefix("add") })
     }
 
     @Test func aKeyMovingToAnotherServiceIsDeletedThenAdded() {
@@ -179,10 +238,12 @@ import VIPModel
         let withA = F.plan([F.service("a"), F.service("b")], vips: ["a": ["198.51.100.10"], "b": ["198.51.100.11"]], slices: slices)
         let toB = F.plan([F.service("a"), F.service("b")], vips: ["a": ["198.51.100.12"], "b": ["198.51.100.10"]], slices: slices)
         let lines = Self.lines(toB.update(from: withA))
-        let delete = lines.firstIndex(of: "delete element inet metalvip services4 { 198.51.100.10 . tcp . 80, 198.51.100.11 . tcp . 80 }")
-        let add = lines.firstIndex { $0.hasPrefix("add element inet metalvip services4 { 198.51.100.10 . tcp . 80 : goto \(F.rule(toB, "b")!.chain)") }
+        // The key's count starts afresh for its new service.
+        let delete = lines.firstIndex(of: "delete element inet metalvip stats4 { 198.51.100.10 . tcp . 80, 198.51.100.11 . tcp . 80 }")
+        let add = lines.firstIndex(of: "add element inet metalvip stats4 { 198.51.100.10 . tcp . 80, 198.51.100.12 . tcp . 80 }")
         #expect(delete != nil && add != nil && delete! < add!, "\(lines)")
-        #expect(!lines.contains { $0.contains("chain") }, "only the elements move: \(lines)")
+        #expect(lines.contains("add element inet metalvip lb1-backends4 { 198.51.100.10 . tcp . 80 . 0 : 192.0.2.2 . 8080, 198.51.100.12 . tcp . 80 . 0 : 192.0.2.1 . 8080 }"))
+        #expect(!lines.contains { $0.contains("chain") || $0.contains("map inet") }, "only elements move: \(lines)")
     }
 
     @Test func replacementAndRemovalAreWholeTableTransactions() {
@@ -192,17 +253,8 @@ import VIPModel
         #expect(!Self.lines(ForwardingState.empty.replacement()).contains { $0.contains("elements") })
     }
 
-    @Test func chainNamesAreStableValidAndShort() {
-        let long = String(repeating: "a", count: 63)
-        let key = ObjectKey(.service, namespace: long, name: long + ".x")
-        let rule = ServicePortRule(service: key, family: .ipv6, protocol: .udp, port: 53, vips: [], backends: [], masquerade: true)
-        #expect(rule.chain.count <= 64)
-        #expect(rule.chain.hasPrefix("svc6-\(long.prefix(35))"))
-        #expect(rule.chain.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
-        let other = ServicePortRule(service: ObjectKey(.service, namespace: long, name: long + ".y"), family: .ipv6,
-                                    protocol: .udp, port: 53, vips: [], backends: [], masquerade: true)
-        #expect(other.chain != rule.chain, "same readable prefix, different hash")
-        #expect(rule.chain == ServicePortRule(service: key, family: .ipv6, protocol: .udp, port: 53, vips: [], backends: [],
-                                              masquerade: false).chain)
+    @Test func keysNameTheirServicesForCounting() {
+        #expect(Self.smallState().keyServices == ["198.51.100.10 . tcp . 80": F.key("web"), "2001:db8:100::20 . tcp . 443": F.key("api")])
+        #expect(ForwardingState.empty.keyServices.isEmpty)
     }
 }
