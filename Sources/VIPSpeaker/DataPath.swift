@@ -54,7 +54,7 @@ struct ForwardingInputs {
         let checked = services.filter { specs[$0.key] != nil }
         let state = ForwardingPlanner.plan(services: checked, assignments: assignments, backends: backends, node: node, unhealthy: [:])
         var targets: Set<HealthTarget> = []
-        for rule in state.rules.values {
+        for rule in state.rules {
             guard let spec = specs[rule.service], let service = checked.first(where: { $0.key == rule.service }),
                   let first = service.ports.first, first.port == rule.port, first.protocol == rule.protocol else { continue }
             for backend in rule.backends {

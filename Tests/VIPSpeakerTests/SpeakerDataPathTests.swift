@@ -170,6 +170,7 @@ func slice(_ service: String, _ endpoints: [(String, String)], name: String? = n
         let first = try #require(applier.scripts.first)
         #expect(first.hasPrefix("add table inet metalvip\ndelete table inet metalvip\n"), "replaces a predecessor's table: \(first)")
         #expect(first.contains("192.0.2.2 . 8080") && first.contains("192.0.2.3 . 8080"), "\(first)")
+        #expect(applier.updates.withLock { $0.first }?.state.rules.allSatisfy(\.masquerade) == true, "Cluster masquerades")
         // Every node programs the VIP, owner or not: a takeover needs no rule change.
         #expect(await lab.eventually { lab.appliers.allSatisfy { $0.scripts.first?.contains("192.0.2.10") == true } })
         let before = applier.scripts.count
@@ -201,9 +202,9 @@ func slice(_ service: String, _ endpoints: [(String, String)], name: String? = n
         try await lab.apply(slice("web", [("192.0.2.4", "node-c")]))
         #expect(await lab.eventually { lab.answering(self.vip) == [2] })
         #expect(await lab.settledOwner(vip) == 2)
-        // Local keeps the client's address: no masquerade mark in the owner's rules.
-        let script = try #require(lab.appliers[2].scripts.last { $0.contains("192.0.2.4 . 8080") })
-        #expect(!script.contains("meta mark set"), "\(script)")
+        // Local keeps the client's address: the owner's rule forwards to its own endpoint, unmasqueraded.
+        let rule = try #require(lab.appliers[2].updates.withLock { $0.last }?.state.rules.first { $0.port == 80 })
+        #expect(rule.backends.map(\.description) == ["192.0.2.4:8080"] && !rule.masquerade, "\(rule)")
         await lab.stopAll()
     }
 
