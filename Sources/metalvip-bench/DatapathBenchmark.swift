@@ -15,29 +15,11 @@ struct DatapathBenchmark: BenchmarkSection {
     let changes = 20
 
     func run() -> [Table] {
-        let result = Box<Result<[Table], Error>>()
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
+        measureAsync(title: "Data path programming") {
             let namespace = "mvbench\(getpid())"
-            do {
-                try await Self.shell(["ip", "netns", "add", namespace])
-                result.value = .success(try measure(in: namespace))
-            } catch {
-                result.value = .failure(error)
-            }
-            _ = try? await LANLab.shell(["ip", "netns", "delete", namespace])
-            done.signal()
-        }
-        done.wait()
-        switch result.value {
-        case .success(let tables)?:
-            return tables
-        case .failure(let error)?:
-            var table = Table(title: "Data path programming", columns: ["error"])
-            table.add(["\(error)"])
-            return [table]
-        case nil:
-            return []
+            let result = await Task { try await Self.shell(["ip", "netns", "add", namespace]); return try measure(in: namespace) }.result
+            _ = try? await LANLab.shell(["ip", "netns", "delete", namespace])  // pass or fail
+            return try result.get()
         }
     }
 

@@ -23,23 +23,7 @@ struct L2Benchmark: BenchmarkSection {
     let vrrpVIP = "192.0.2.150"
 
     func run() -> [Table] {
-        let result = Box<Result<[Table], Error>>()
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
-            do { result.value = .success(try await measure()) } catch { result.value = .failure(error) }
-            done.signal()
-        }
-        done.wait()
-        switch result.value {
-        case .success(let tables)?:
-            return tables
-        case .failure(let error)?:
-            var table = Table(title: "L2 failover", columns: ["error"])
-            table.add(["\(error)"])
-            return [table]
-        case nil:
-            return []
-        }
+        measureAsync(title: "L2 failover") { try await measure() }
     }
 
     /// A client-side gap for one scenario: the time from the fault to the first answer from another MAC.

@@ -2,6 +2,19 @@ import Foundation
 import Testing
 import VIPLabHarness
 
+/// `app`'s IPv4 EndpointSlice with backends on the given nodes (port `http`, 8080, as the services expect).
+func appSlice(_ nodes: [Int]) -> String {
+    """
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: app-v4, labels: {kubernetes.io/service-name: app}}
+    addressType: IPv4
+    ports: [{name: http, port: 8080, protocol: TCP}]
+    endpoints:
+    \(nodes.map { "- {addresses: [\(LANLab.nodeIPv4($0))], nodeName: n\($0)}" }.joined(separator: "\n"))
+    """
+}
+
 /// Services with backends on every node (`metalvip-lab serve` on port 8080, answering with the node's name),
 /// on top of `labConfig`. Addresses are requested, so tests can name them.
 let dataPathServices = """
@@ -10,15 +23,7 @@ let dataPathServices = """
     metadata: {name: app, annotations: {metallb.io/loadBalancerIPs: 192.0.2.110}}
     spec: {type: LoadBalancer, ports: [{name: http, port: 80, targetPort: http}]}
     ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata: {name: app-v4, labels: {kubernetes.io/service-name: app}}
-    addressType: IPv4
-    ports: [{name: http, port: 8080, protocol: TCP}]
-    endpoints:
-    - {addresses: [192.0.2.2], nodeName: n1}
-    - {addresses: [192.0.2.3], nodeName: n2}
-    - {addresses: [192.0.2.4], nodeName: n3}
+    \(appSlice([1, 2, 3]))
     ---
     apiVersion: v1
     kind: Service
@@ -193,16 +198,7 @@ let checkedService = """
         var tables = try await lab.nft(node: node, "list tables")
         #expect(tables.contains("table inet metalvip") && tables.contains("table inet usertest"), "\(tables)")
         // An update rewrites MetalVIP's table only.
-        try await lab.cli("apply", "-f", "-", stdin: """
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: app-v4, labels: {kubernetes.io/service-name: app}}
-            addressType: IPv4
-            ports: [{name: http, port: 8080, protocol: TCP}]
-            endpoints:
-            - {addresses: [192.0.2.2], nodeName: n1}
-            - {addresses: [192.0.2.3], nodeName: n2}
-            """)
+        try await lab.cli("apply", "-f", "-", stdin: appSlice([1, 2]))
         try await Task.sleep(for: .milliseconds(800))
         #expect(try await lab.nft(node: node, "list table inet usertest").contains("oifname \"eth0\""))
         // kill -9 leaves the table; the next speaker replaces it whole (a stray chain goes with the old table).
@@ -252,18 +248,9 @@ let checkedService = """
         let url = "http://192.0.2.110/"
         _ = try await waitForApp(lab, url)
         let loop = try lab.startRequestLoop(address: "192.0.2.110", count: 200, gapMs: 20, timeoutMs: 1000)
-        let slice = { (endpoints: [Int]) in """
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: app-v4, labels: {kubernetes.io/service-name: app}}
-            addressType: IPv4
-            ports: [{name: http, port: 8080, protocol: TCP}]
-            endpoints:
-            \(endpoints.map { "- {addresses: [192.0.2.\($0 + 1)], nodeName: n\($0)}" }.joined(separator: "\n"))
-            """ }
-        for endpoints in [[1, 2], [1, 2, 3], [3], [2, 3]] {  // scale down, up, down to one, a slice update
+        for nodes in [[1, 2], [1, 2, 3], [3], [2, 3]] {  // scale down, up, down to one, a slice update
             try await Task.sleep(for: .milliseconds(500))
-            try await lab.cli("apply", "-f", "-", stdin: slice(endpoints))
+            try await lab.cli("apply", "-f", "-", stdin: appSlice(nodes))
         }
         let requests = try await lab.finish(requests: loop)
         #expect(requests.count == 200)
