@@ -79,11 +79,25 @@ func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [St
     """
 }
 
-/// One IPv6 pool and `count` LoadBalancer services in one apply (IPv6: only 2001:db8::/32 holds thousands).
-func manyServicesYAML(_ count: Int) -> String {
-    var yaml = poolYAML("big", ["2001:db8:1::/112"])
-    for index in 0..<count { yaml += "---\n" + serviceYAML("s\(index)", extra: "  ipFamilies: [IPv6]") + "\n" }
-    return yaml
+extension StoreFixture {
+    /// One IPv6 pool (only 2001:db8::/32 holds thousands) and `count` LoadBalancer services `s0`...: `s0` is
+    /// applied, the rest are copies of its stored document under other names, written 1000 to a transaction
+    /// (a 20k-document apply is what this test is not about, and is slow in a debug build).
+    func storeManyServices(_ count: Int) async throws {
+        try await apply(poolYAML("big", ["2001:db8:1::/112"]) + "---\n" + serviceYAML("s0", extra: "  ipFamilies: [IPv6]"))
+        let first = try #require(try await store.get(Keyspace.key(of: ObjectKey(.service, namespace: "default", name: "s0"))))
+        var document = try RecordCoding.decode(Value.self, from: first.value)
+        var operations: [StoreOperation] = []
+        for index in 1..<count {
+            document["metadata"]?["name"] = .string("s\(index)")
+            operations.append(.put(key: Keyspace.key(of: ObjectKey(.service, namespace: "default", name: "s\(index)")),
+                                   value: try RecordCoding.encode(document)))
+            if operations.count == 1_000 || index == count - 1 {
+                try await store.commit(Transaction(operations: operations))
+                operations.removeAll()
+            }
+        }
+    }
 }
 
 /// A store whose commits of anything but the lease take `delay`: batches long enough for renewals to
@@ -277,7 +291,7 @@ final class LeaseWriteCounter: Sendable {
 
     @Test func aOnceReconcileOf20kServicesRenewsItsLeaseThroughout() async throws {
         let fixture = try StoreFixture()
-        try await fixture.apply(manyServicesYAML(20_000))
+        try await fixture.storeManyServices(20_000)
         let controller = fixture.controller(leaseDuration: .milliseconds(300)) { $0.renewInterval = .milliseconds(75) }
         let counter = LeaseWriteCounter(store: fixture.store, after: try await fixture.store.list(prefix: "leases/").revision)
         let plan = try await controller.runOnce()
@@ -290,7 +304,7 @@ final class LeaseWriteCounter: Sendable {
 
     @Test func theRunningLeaderAssigns20kServicesAcrossRenewals() async throws {
         let fixture = try StoreFixture()
-        try await fixture.apply(manyServicesYAML(20_000))
+        try await fixture.storeManyServices(20_000)
         let controller = fixture.controller(leaseDuration: .milliseconds(300)) { $0.renewInterval = .milliseconds(75) }
         let counter = LeaseWriteCounter(store: fixture.store, after: try await fixture.store.list(prefix: "leases/").revision)
         let running = Task { try await controller.run() }
@@ -310,7 +324,7 @@ final class LeaseWriteCounter: Sendable {
 
     @Test func renewalsDuringInFlightBatchesNeverFailThePass() async throws {
         let fixture = try StoreFixture()
-        try await fixture.apply(manyServicesYAML(500))
+        try await fixture.storeManyServices(500)
         // Each batch of 25 takes 40 ms; the lease is renewed every 10 ms meanwhile, as often as it can be.
         var logger = Logger(label: "test")
         logger.logLevel = .critical
