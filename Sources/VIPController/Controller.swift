@@ -99,6 +99,13 @@ public final class Controller: Sendable {
                     guard await self.lease.isLeader else { continue }
                     do {
                         _ = try await self.reconcile()
+                    } catch ControllerError.notLeader {
+                        // The lease lapsed mid-pass (a renewal slower than the lease): no lease round may
+                        // notice a change of leadership, so try again after one; the guard drops it if
+                        // another controller leads by then.
+                        self.logger.warning("reconcile stopped: the controller lease lapsed mid-pass; retrying")
+                        try? await Task.sleep(for: self.settings.renewInterval)
+                        trigger.yield()
                     } catch {
                         self.logger.error("reconcile failed: \(error)")
                     }
