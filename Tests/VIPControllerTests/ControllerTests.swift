@@ -305,8 +305,10 @@ final class LeaseWriteCounter: Sendable {
     @Test func theRunningLeaderAssigns20kServicesAcrossRenewals() async throws {
         let fixture = try StoreFixture()
         try await fixture.storeManyServices(20_000)
-        let controller = fixture.controller(leaseDuration: .milliseconds(300)) { $0.renewInterval = .milliseconds(75) }
+        let controller = fixture.controller(leaseDuration: .seconds(1)) { $0.renewInterval = .milliseconds(250) }
         let counter = LeaseWriteCounter(store: fixture.store, after: try await fixture.store.list(prefix: "leases/").revision)
+        // A 1 s lease: on a saturated debug machine a 300 ms one lapses between renewals, and each lapse
+        // restarts the pass from a full reload.
         let running = Task { try await controller.run() }
         defer { running.cancel() }
         // Bounded: up to 10 minutes (a loaded debug build), checked every half second.
