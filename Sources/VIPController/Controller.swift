@@ -60,14 +60,20 @@ public final class Controller: Sendable {
             guard MonotonicInstant.now() < deadline else { throw ControllerError.leaseHeld(timeout: timeout) }
             try await Task.sleep(for: min(settings.renewInterval, settings.standbyInterval))
         }
-        do {
-            let plan = try await reconcile()
-            await lease.release()
-            return plan
-        } catch {
-            await lease.release()
-            throw error
+        // Renewed while the pass runs: a large reconcile outlives the lease duration.
+        let renewal = Task { [lease, settings] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: settings.renewInterval)
+                guard !Task.isCancelled, await lease.refresh() else { return }
+            }
         }
+        let result: Result<ReconcilePlan, Error>
+        do { result = .success(try await reconcile()) } catch { result = .failure(error) }
+        // No renewal may land after the release (it would take the released lease again).
+        renewal.cancel()
+        await renewal.value
+        await lease.release()
+        return try result.get()
     }
 
     /// Runs until the task is cancelled, then releases the lease.
@@ -93,6 +99,13 @@ public final class Controller: Sendable {
                     guard await self.lease.isLeader else { continue }
                     do {
                         _ = try await self.reconcile()
+                    } catch ControllerError.notLeader {
+                        // The lease lapsed mid-pass (a renewal slower than the lease): no lease round may
+                        // notice a change of leadership, so try again after one; the guard drops it if
+                        // another controller leads by then.
+                        self.logger.warning("reconcile stopped: the controller lease lapsed mid-pass; retrying")
+                        try? await Task.sleep(for: self.settings.renewInterval)
+                        trigger.yield()
                     } catch {
                         self.logger.error("reconcile failed: \(error)")
                     }
@@ -211,8 +224,9 @@ public final class Controller: Sendable {
                 }
                 export(plan.poolUsage)
                 return plan
-            } catch StoreError.conflict(let key, _) {
-                lastError = StoreError.conflict(key: key, expected: .present)
+            } catch StoreError.conflict(let key, let expected) {
+                // Not the lease: `LeaderLease.commit` turns a lost lease into `ControllerError.deposed`.
+                lastError = StoreError.conflict(key: key, expected: expected)
                 logger.debug("reconcile raced on \(key); starting over")
             }
         }
@@ -245,19 +259,21 @@ public final class Controller: Sendable {
         let placeholder = Condition(Keyspace.controllerLease(for: settings.loadBalancerClass), .present)
         for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, shared: [placeholder],
                                            maxParts: settings.batchSize) {
-            guard let fence = await lease.fence() else { throw ControllerError.notLeader }
-            try await store.commit(TransactionBatches.merge(parts[run], shared: [fence]))
+            try await lease.commit(TransactionBatches.merge(parts[run]))
         }
     }
 }
 
 public enum ControllerError: Error, CustomStringConvertible, Sendable {
     case notLeader
+    /// A fenced write found the lease written by another controller: leadership is gone, not a race to retry.
+    case deposed
     case leaseHeld(timeout: Duration)
 
     public var description: String {
         switch self {
         case .notLeader: "this controller does not hold the controller lease"
+        case .deposed: "another controller took the controller lease during this pass"
         case .leaseHeld(let timeout): "another controller held the controller lease for all of \(timeout)"
         }
     }

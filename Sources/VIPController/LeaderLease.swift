@@ -6,11 +6,19 @@ import VIPStore
 
 /// The controller's leader lease in the store: one round of acquire-or-renew at a time, and the fencing
 /// condition every controller write carries, so a deposed leader's late write is refused by the store.
+///
+/// Lease writes and fenced commits take turns (`exclusive`): a fenced commit reads the fence and commits
+/// while no renewal is in flight, and a renewal waits for the commit in flight. So the leader's own renewal
+/// never moves the lease revision under its own batch, and a conflict on the lease key always means
+/// someone else wrote it.
 public actor LeaderLease {
     public let key: String
     private let store: any Store
     private var holder: LeaseHolder
     private let logger: Logger
+    /// Whether a lease write or fenced commit is in flight; the others wait in `waiting`, first come first served.
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
     public init(store: any Store, identity: String, duration: Duration, key: String = Keyspace.controllerLease,
                 logger: Logger) {
@@ -25,6 +33,9 @@ public actor LeaderLease {
     /// Reads the lease and takes or renews it when the rules allow. Returns whether this process leads now.
     @discardableResult
     public func refresh() async -> Bool {
+        await enter()
+        defer { leave() }
+        // After the wait for a commit in flight: the deadline counts from the write, not from the queue.
         let startedAt = MonotonicInstant.now()
         do {
             let current = try await store.get(key)
@@ -64,8 +75,49 @@ public actor LeaderLease {
         return Condition(key, .modRevision(revision))
     }
 
+    /// Commits `transaction` fenced by this lease as last written, with no renewal in between. A conflict
+    /// on the lease key means another controller wrote the lease: leadership is gone (`ControllerError.deposed`),
+    /// which the caller must not retry as an ordinary race.
+    @discardableResult
+    public func commit(_ transaction: Transaction) async throws -> Revision {
+        await enter()
+        defer { leave() }
+        guard let fence = fence() else { throw ControllerError.notLeader }
+        var fenced = transaction
+        // First: a store that names the first failed condition names the fence whenever it failed.
+        fenced.conditions.insert(fence, at: 0)
+        do {
+            return try await store.commit(fenced)
+        } catch StoreError.conflict(let conflictKey, let expected) where conflictKey == key {
+            // Renewals wait for this commit, so only another writer can have moved the lease. Read it back
+            // to be sure: a store may name the first condition when it cannot tell which one failed.
+            guard let current = try? await store.get(key), current.modRevision == holder.observer.revision else {
+                holder.forget()
+                logger.warning("lost the controller lease: another controller wrote it")
+                throw ControllerError.deposed
+            }
+            throw StoreError.conflict(key: conflictKey, expected: expected)
+        }
+    }
+
+    /// Waits for the lease write or fenced commit in flight, if any, and takes the turn.
+    private func enter() async {
+        guard busy else {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    /// Hands the turn to the next waiter (who stays `busy`), or frees it.
+    private func leave() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+    }
+
     /// Gives the lease up so a standby takes over at once instead of waiting for expiry.
     public func release() async {
+        await enter()
+        defer { leave() }
         guard holder.holds(at: .now()), let record = holder.releaseRecord(wallTime: RecordCoding.timestamp()),
               let revision = holder.observer.revision else { return }
         holder.forget()

@@ -48,6 +48,11 @@ public actor Speaker {
     private var liveAtLastCheck: Set<String> = []
     private var claims: [IPAddress: StoredClaim] = [:]
     private var snapshot: ClusterSnapshot?
+    /// Bumped on every snapshot load, so the plans can tell whether the objects changed.
+    private var snapshotLoads = 0
+    /// The last pass's plans and what they came from: a pass with the same snapshot and node statuses
+    /// (a claim write, an own-claim echo) reuses them instead of regrouping and ranking every VIP.
+    private var planCache: (snapshotLoad: Int, nodes: Set<NodeStatus>, plans: [GroupPlan])?
     private var objectsDirty = true
     /// Group key -> table epoch in which this node wrote or confirmed the group's claims.
     private var confirmed: [IPAddress: UInt64] = [:]
@@ -271,20 +276,23 @@ public actor Speaker {
     private func absorb(event: WatchEvent, prefix: String) {
         switch prefix {
         case Keyspace.claimsPrefix:
+            var changed = false
             switch event {
-            case .put(let record): absorbClaim(key: record.key, record: record)
+            case .put(let record): changed = absorbClaim(key: record.key, record: record)
             case .delete(let key, let revision):
                 if let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))),
                    let current = claims[address], current.revision < revision {
                     claims[address] = nil
+                    changed = true
                 }
             }
-            poke()
+            // This node's own writes are folded in at commit: their echo changes nothing and starts no pass.
+            if changed { poke() }
         case Keyspace.nodeLeasesPrefix:
             let key = event.key
             let node = String(key.dropFirst(Keyspace.nodeLeasesPrefix.count))
             guard node != settings.node else { return }
-            let before = observed[node]?.lease.map(status(of:))
+            let before = observed[node]?.lease
             let wasLive = liveAtLastCheck.contains(node)
             switch event {
             case .put(let record): absorbNodeLease(key: key, record: record)
@@ -294,9 +302,10 @@ public actor Speaker {
                 entry.lease = nil
                 observed[node] = entry
             }
-            let after = observed[node]?.lease.map(status(of:))
+            let after = observed[node]?.lease
             let isLive = isLive(node, at: .now())
-            if before != after || wasLive != isLive {
+            // A renewal moves only the renew time: O(1), no pass. Liveness changes come from the expiry clock.
+            if !Self.sameStatus(before, after) || wasLive != isLive {
                 if isLive { liveAtLastCheck.insert(node) } else { liveAtLastCheck.remove(node) }
                 poke()
             }
@@ -305,11 +314,22 @@ public actor Speaker {
         }
     }
 
-    private func absorbClaim(key: String, record: Record) {
+    /// Returns whether the claim is news (not already known at this or a later revision).
+    @discardableResult
+    private func absorbClaim(key: String, record: Record) -> Bool {
         guard let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))),
-              let claim = try? RecordCoding.decode(Claim.self, from: record.value) else { return }
-        if let current = claims[address], current.revision >= record.modRevision { return }
+              let claim = try? RecordCoding.decode(Claim.self, from: record.value) else { return false }
+        if let current = claims[address], current.revision >= record.modRevision { return false }
         claims[address] = StoredClaim(claim: claim, revision: record.modRevision)
+        return true
+    }
+
+    /// Whether two views of a node lease agree on everything but liveness: labels, interfaces, their
+    /// state and MACs, and the Local services the node cannot serve. The renew time is left out on purpose.
+    static func sameStatus(_ lhs: NodeLease?, _ rhs: NodeLease?) -> Bool {
+        guard let lhs, let rhs else { return lhs == nil && rhs == nil }
+        return lhs.node == rhs.node && lhs.labels == rhs.labels && lhs.interfaces == rhs.interfaces
+            && lhs.unservable == rhs.unservable
     }
 
     private func absorbNodeLease(key: String, record: Record) {
@@ -394,8 +414,12 @@ public actor Speaker {
 
     // MARK: reconciling
 
+    /// How many decision passes (`reconcile`) ran: what idle cost comes down to, counted for tests.
+    public private(set) var decisionPasses = 0
+
     /// Decides and acts: take, confirm, keep, release, clean up. Runs on every relevant change.
     func reconcile() async {
+        decisionPasses += 1
         let started = MonotonicInstant.now()
         defer { logger.trace("reconciled in \((MonotonicInstant.now() - started).nanosecondsClamped / 1000) µs") }
         do {
@@ -403,6 +427,7 @@ public actor Speaker {
                 objectsDirty = false
                 let loaded = try await ClusterSnapshot.load(from: store, events: false)
                 snapshot = loaded
+                snapshotLoads += 1
                 inputs = ForwardingInputs(loaded)
                 forwardingDirty = true
             }
@@ -425,8 +450,7 @@ public actor Speaker {
             views[node] = NodeView(live: live, leaseRevision: entry.observer.revision)
             if live, let lease = entry.lease { nodes.append(status(of: lease)) }
         }
-        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: snapshot), snapshot: snapshot, nodes: nodes,
-                                             localEndpointNodes: dataPath == nil ? [:] : inputs.localEndpointNodes)
+        let plans = plans(for: snapshot, inputs: inputs, nodes: nodes)
         await dataPath?.health?.update(targets: inputs.healthTargets(node: settings.node, plans: plans))
         let current = Set(confirmed.filter { $0.value == epoch }.keys)
         let actions = ClaimPlanner.decide(me: settings.node, plans: plans, claims: claims, nodes: views,
@@ -493,6 +517,16 @@ public actor Speaker {
         // Anything still in the table that no decision kept (group changed shape, say) goes.
         table.withdraw(table.addresses.filter { !wanted.contains($0) })
         announced = plans.map(\.group).filter { $0.addresses.allSatisfy(wanted.contains) }
+    }
+
+    /// The groups and their candidates, recomputed only when the objects or a node's status changed.
+    private func plans(for snapshot: ClusterSnapshot, inputs: ForwardingInputs, nodes: [NodeStatus]) -> [GroupPlan] {
+        let statuses = Set(nodes)
+        if let planCache, planCache.snapshotLoad == snapshotLoads, planCache.nodes == statuses { return planCache.plans }
+        let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: snapshot), snapshot: snapshot, nodes: nodes,
+                                             localEndpointNodes: dataPath == nil ? [:] : inputs.localEndpointNodes)
+        planCache = (snapshotLoads, statuses, plans)
+        return plans
     }
 
     /// The groups this node answered for after its last decision pass.

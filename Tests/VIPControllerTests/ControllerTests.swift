@@ -79,6 +79,73 @@ func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [St
     """
 }
 
+extension StoreFixture {
+    /// One IPv6 pool (only 2001:db8::/32 holds thousands) and `count` LoadBalancer services `s0`...: `s0` is
+    /// applied, the rest are copies of its stored document under other names, written 1000 to a transaction
+    /// (a 20k-document apply is what this test is not about, and is slow in a debug build).
+    func storeManyServices(_ count: Int) async throws {
+        try await apply(poolYAML("big", ["2001:db8:1::/112"]) + "---\n" + serviceYAML("s0", extra: "  ipFamilies: [IPv6]"))
+        let first = try #require(try await store.get(Keyspace.key(of: ObjectKey(.service, namespace: "default", name: "s0"))))
+        var document = try RecordCoding.decode(Value.self, from: first.value)
+        var operations: [StoreOperation] = []
+        for index in 1..<count {
+            document["metadata"]?["name"] = .string("s\(index)")
+            operations.append(.put(key: Keyspace.key(of: ObjectKey(.service, namespace: "default", name: "s\(index)")),
+                                   value: try RecordCoding.encode(document)))
+            if operations.count == 1_000 || index == count - 1 {
+                try await store.commit(Transaction(operations: operations))
+                operations.removeAll()
+            }
+        }
+    }
+}
+
+/// A store whose commits of anything but the lease take `delay`: batches long enough for renewals to
+/// land while they are in flight.
+final class SlowCommitStore: Store {
+    let inner: any Store
+    let delay: Duration
+    let leaseKey: String
+
+    init(_ inner: any Store, delay: Duration, leaseKey: String = Keyspace.controllerLease) {
+        self.inner = inner
+        self.delay = delay
+        self.leaseKey = leaseKey
+    }
+
+    var name: String { inner.name }
+    func get(_ key: String) async throws -> Record? { try await inner.get(key) }
+    func list(prefix: String) async throws -> Listing { try await inner.list(prefix: prefix) }
+    func commit(_ transaction: Transaction) async throws -> Revision {
+        if transaction.operations.contains(where: { $0.key != leaseKey }) { try await Task.sleep(for: delay) }
+        return try await inner.commit(transaction)
+    }
+    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { inner.watch(prefix: prefix, after: after) }
+    func compact(through revision: Revision) async throws { try await inner.compact(through: revision) }
+}
+
+/// Counts writes of the controller lease while it lives, from a watch.
+final class LeaseWriteCounter: Sendable {
+    private let task: Task<Int, Never>
+
+    init(store: any Store, after: Revision) {
+        task = Task {
+            var writes = 0
+            do {
+                for try await event in store.watch(prefix: Keyspace.controllerLease, after: after) {
+                    if case .put = event { writes += 1 }
+                }
+            } catch {}
+            return writes
+        }
+    }
+
+    func stop() async -> Int {
+        task.cancel()
+        return await task.value
+    }
+}
+
 @Suite struct ControllerTests {
     @Test func examplesGetTheExpectedAddresses() async throws {
         let fixture = try StoreFixture()
@@ -210,6 +277,79 @@ func serviceYAML(_ name: String, type: String = "LoadBalancer", annotations: [St
             try await fixture.store.commit(Transaction(conditions: [fence],
                                                        operations: [.put(key: "assignments/default/s", value: Data("{}".utf8))]))
         }
+        // Through the lease, the same late write says leadership is gone, and the lease knows it.
+        do {
+            try await old.lease.commit(Transaction(operations: [.put(key: "assignments/default/s", value: Data("{}".utf8))]))
+            Issue.record("a deposed leader's write was accepted")
+        } catch ControllerError.deposed {
+        } catch {
+            Issue.record("expected ControllerError.deposed, got \(error)")
+        }
+        #expect(!(await old.lease.isLeader))
+        #expect(try await fixture.store.get("assignments/default/s") == nil)
+    }
+
+    @Test func aOnceReconcileOf20kServicesRenewsItsLeaseThroughout() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.storeManyServices(20_000)
+        let controller = fixture.controller(leaseDuration: .milliseconds(300)) { $0.renewInterval = .milliseconds(75) }
+        let counter = LeaseWriteCounter(store: fixture.store, after: try await fixture.store.list(prefix: "leases/").revision)
+        let plan = try await controller.runOnce()
+        let writes = await counter.stop()
+        #expect(plan.assignments.count == 20_000)
+        #expect(try await fixture.snapshot().assignments.count == 20_000)
+        // Acquire, release, and renewals between: the pass outlived the 300 ms lease several times over.
+        #expect(writes >= 5, "only \(writes) lease writes: the pass did not run across renewals")
+    }
+
+    @Test func theRunningLeaderAssigns20kServicesAcrossRenewals() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.storeManyServices(20_000)
+        let controller = fixture.controller(leaseDuration: .seconds(1)) { $0.renewInterval = .milliseconds(250) }
+        let counter = LeaseWriteCounter(store: fixture.store, after: try await fixture.store.list(prefix: "leases/").revision)
+        // A 1 s lease: on a saturated debug machine a 300 ms one lapses between renewals, and each lapse
+        // restarts the pass from a full reload.
+        let running = Task { try await controller.run() }
+        defer { running.cancel() }
+        // Bounded: up to 10 minutes (a loaded debug build), checked every half second.
+        var assigned = 0
+        for _ in 0..<1200 where assigned < 20_000 {
+            try await Task.sleep(for: .milliseconds(500))
+            assigned = try await fixture.store.list(prefix: Keyspace.assignmentsPrefix).records.count
+        }
+        #expect(assigned == 20_000)
+        #expect(await controller.lease.isLeader, "the leader kept its lease through its own writes")
+        running.cancel()
+        _ = try? await running.value
+        #expect(await counter.stop() >= 5)
+    }
+
+    @Test func renewalsDuringInFlightBatchesNeverFailThePass() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.storeManyServices(500)
+        // Each batch of 25 takes 40 ms; the lease is renewed every 10 ms meanwhile, as often as it can be.
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        var settings = Controller.Settings()
+        settings.leaseDuration = .seconds(2)
+        settings.batchSize = 25
+        let controller = Controller(store: SlowCommitStore(fixture.store, delay: .milliseconds(40)), identity: "c1",
+                                    settings: settings, logger: logger)
+        #expect(await controller.lease.refresh())
+        let counter = LeaseWriteCounter(store: fixture.store, after: try await fixture.store.list(prefix: "leases/").revision)
+        let renewing = Task {
+            var renewed = 0
+            while !Task.isCancelled, renewed < 2_000 {
+                if await controller.lease.refresh() { renewed += 1 }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let plan = try await controller.reconcile(maxAttempts: 1)
+        renewing.cancel()
+        await renewing.value
+        #expect(plan.assignments.count == 500)
+        #expect(try await fixture.snapshot().assignments.count == 500)
+        #expect(await counter.stop() >= 10, "renewals landed between the batches")
     }
 
     @Test func theControllerLoopReactsToChanges() async throws {

@@ -80,7 +80,7 @@ final class SpeakerLab: Sendable {
     let speakers: [Speaker]
     let tasks = Mutex<[Int: Task<Void, Error>]>([:])
 
-    init(vips: [String]) async throws {
+    init(vips: [String], adjust: (inout Speaker.Settings) -> Void = { _ in }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-speaker-\(getpid())-\(UUID().uuidString)").path
         let store = try FileStore(directory: directory)
         self.store = store
@@ -113,6 +113,7 @@ final class SpeakerLab: Sendable {
             var settings = Speaker.Settings(node: name, interfaces: ["eth0"])
             settings.leaseDuration = .milliseconds(600)
             settings.renewInterval = .milliseconds(100)
+            adjust(&settings)
             speakers.append(Speaker(store: stores[index], settings: settings,
                                     interfaces: interfaces[index], responder: responders[index], logger: logger))
         }

@@ -1,0 +1,82 @@
+import Foundation
+import Synchronization
+import Testing
+import VIPAnnounce
+import VIPLease
+import VIPModel
+import VIPSpeaker
+import VIPStore
+
+/// What starts a decision pass: never a renewal that only moves the renew time.
+@Suite(.serialized) struct DecisionPassTests {
+    /// The node lease of a node the test plays, "node-x", with its interface down: it is never a candidate,
+    /// so nothing it does moves a VIP (which would start passes of its own through the claims).
+    func lease(labels: [String: String], renewal: Int) throws -> Data {
+        try RecordCoding.encode(NodeLease(
+            lease: LeaseRecord(holder: "node-x", durationMilliseconds: 1_000, acquireTime: "t0", renewTime: "t\(renewal)",
+                               transitions: 0),
+            labels: labels, interfaces: [NodeInterface(name: "eth0", up: false, mac: MACAddress(value: 0x0200_0000_0099))]))
+    }
+
+    /// Waits (bounded) until the speaker answers for every VIP and its pass count held still for 500 ms.
+    func settle(_ lab: SpeakerLab, vips: [IPAddress]) async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(20)
+        var last = -1
+        var stillSince = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            let passes = await lab.speakers[0].decisionPasses
+            if passes != last {
+                last = passes
+                stillSince = ContinuousClock.now
+            } else if ContinuousClock.now - stillSince >= .milliseconds(500), vips.allSatisfy({ lab.answering($0) == [0] }) {
+                return passes
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("the speaker never settled: \(last) passes, answering \(vips.map { lab.answering($0) })")
+        return last
+    }
+
+    @Test func renewalsStartNoPassAndAnExpiryOrALabelChangeStartsOne() async throws {
+        let vips = ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+        let lab = try await SpeakerLab(vips: vips) { $0.resyncInterval = .seconds(3600) }
+        let key = Keyspace.nodeLease("node-x")
+        // node-x renews every 20 ms (its lease lasts 1 s) from before node-a starts until told to stop.
+        let renewals = Mutex(0)
+        let store = lab.store
+        let renewing = Task {
+            for renewal in 0..<10_000 where !Task.isCancelled {
+                try await store.put(key, try lease(labels: ["zone": "a"], renewal: renewal))
+                renewals.withLock { $0 += 1 }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        while renewals.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        lab.start(0)
+        let before = try await settle(lab, vips: vips.compactMap(IPAddress.init))
+        #expect(before >= 1)
+
+        // 50 more renewals of node-x, and node-a's own renewals meanwhile (bounded: 50 take about 1 s).
+        let settledAt = renewals.withLock { $0 }
+        for _ in 0..<1_000 where renewals.withLock({ $0 }) < settledAt + 50 { try await Task.sleep(for: .milliseconds(10)) }
+        renewing.cancel()
+        _ = await renewing.result  // a cancelled last write may throw CancellationError: no matter
+        #expect(renewals.withLock { $0 } >= settledAt + 50)
+        try await Task.sleep(for: .milliseconds(100))
+        let afterRenewals = await lab.speakers[0].decisionPasses
+        #expect(afterRenewals == before, "renewals alone started \(afterRenewals - before) passes")
+
+        // A changed label is a changed status: one pass.
+        try await lab.store.put(key, try lease(labels: ["zone": "b"], renewal: 51))
+        try await Task.sleep(for: .milliseconds(400))
+        let afterLabel = await lab.speakers[0].decisionPasses
+        #expect(afterLabel == afterRenewals + 1, "a label change started \(afterLabel - afterRenewals) passes, not one")
+
+        // node-x stops renewing: its expiry, judged 1 s after the last change was seen, is one pass.
+        try await Task.sleep(for: .milliseconds(1_500))
+        let afterExpiry = await lab.speakers[0].decisionPasses
+        #expect(afterExpiry == afterLabel + 1, "an expiry started \(afterExpiry - afterLabel) passes, not one")
+        #expect(vips.compactMap(IPAddress.init).allSatisfy { lab.answering($0) == [0] })
+        await lab.stopAll()
+    }
+}
