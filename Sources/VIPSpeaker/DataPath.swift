@@ -53,10 +53,12 @@ struct ForwardingInputs {
         // The planner's own view before health: Local keeps this node's endpoints, Cluster all usable ones.
         let checked = services.filter { specs[$0.key] != nil }
         let state = ForwardingPlanner.plan(services: checked, assignments: assignments, backends: backends, node: node, unhealthy: [:])
+        let firstPorts = Dictionary(checked.compactMap { service in service.ports.first.map { (service.key, $0) } },
+                                    uniquingKeysWith: { first, _ in first })
         var targets: Set<HealthTarget> = []
         for rule in state.rules {
-            guard let spec = specs[rule.service], let service = checked.first(where: { $0.key == rule.service }),
-                  let first = service.ports.first, first.port == rule.port, first.protocol == rule.protocol else { continue }
+            guard let spec = specs[rule.service], let first = firstPorts[rule.service],
+                  first.port == rule.port, first.protocol == rule.protocol else { continue }
             for backend in rule.backends {
                 targets.insert(HealthTarget(service: rule.service, address: backend.address, port: backend.port, spec: spec))
             }
