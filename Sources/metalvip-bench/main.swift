@@ -12,6 +12,7 @@ let sections: [any BenchmarkSection] = [
     AllocatorBenchmark(),
     AnnounceBenchmark(),
     L2Benchmark(),
+    TrafficBenchmark(),
 ]
 
 let requested = Set(CommandLine.arguments.dropFirst())
