@@ -12,13 +12,15 @@ struct TrafficTools {
     func namespace(of node: Int) -> String { "\(lab.prefix)n\(node)" }
 
     /// nginx on `node`, answering every GET on the node's address and `port` with the node's name, kept-alive
-    /// connections unlimited: a real server, so the backend is not what limits the figures.
+    /// connections unlimited: a real server, so the backend is not what limits the figures. One process
+    /// (`master_process off`): forked workers would inherit the pipe Foundation watches for the child's exit, so
+    /// killing the master alone would never be seen and the lab's cleanup would wait for it forever.
     func startNginx(node: Int, port: Int) throws {
         let directory = lab.workPath + "/nginx-n\(node)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let config = """
             daemon off;
-            worker_processes auto;
+            master_process off;
             pid \(directory)/nginx.pid;
             error_log \(directory)/error.log warn;
             events { worker_connections 4096; }
