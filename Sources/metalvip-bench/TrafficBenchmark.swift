@@ -21,6 +21,9 @@ struct TrafficBenchmark: BenchmarkSection {
     /// HAProxy's listeners on the owner's own address.
     let haproxyHTTPPort = 8081
     let haproxyIperfPort = 5202
+    /// The reference DNAT's ports on the owner's own address.
+    let referenceHTTPPort = 8082
+    let referenceIperfPort = 5203
     /// Request loops started this far apart during a failover: one loop alone can only see a recovery once
     /// its 200 ms request timeout ends, so four staggered loops resolve it to about 50 ms.
     let loops = 4
@@ -116,9 +119,12 @@ struct TrafficBenchmark: BenchmarkSection {
             .init(name: "http", listenPort: haproxyHTTPPort, backend: backendAddress, backendPort: httpPort),
             .init(name: "iperf", listenPort: haproxyIperfPort, backend: backendAddress, backendPort: iperfPort),
         ])
+        try await lab.nft(node: owner, referenceDNAT(owner: ownerAddress, backend: backendAddress))
         let paths = [
             Path(label: "direct (client -> backend \(backendAddress))", address: backendAddress, httpPort: httpPort, iperfPort: iperfPort),
             Path(label: "MetalVIP (client -> VIP \(benchVIP), owner n\(owner))", address: benchVIP, httpPort: 80, iperfPort: iperfPort),
+            Path(label: "reference: 2-rule nft DNAT on the owner (client -> \(ownerAddress))", address: ownerAddress,
+                 httpPort: referenceHTTPPort, iperfPort: referenceIperfPort),
             Path(label: "HAProxy TCP on the owner (client -> \(ownerAddress))", address: ownerAddress,
                  httpPort: haproxyHTTPPort, iperfPort: haproxyIperfPort),
         ]
@@ -141,6 +147,25 @@ struct TrafficBenchmark: BenchmarkSection {
         }
         let failover = try await failoverRuns(lab, tools: tools)
         return tables(paths: paths, figures: figures, failover: failover)
+    }
+
+    /// The smallest kernel path there is, written by hand in a table of the bench's own on the owner: DNAT of the
+    /// owner's address and two ports to the backend, masquerade of those connections. What the VIP path costs
+    /// beyond it is MetalVIP's own rules (the hand-written DNAT the issue quotes gave 97% of direct).
+    func referenceDNAT(owner: String, backend: String) -> String {
+        """
+        table ip metalvip_bench_reference {
+            chain prerouting {
+                type nat hook prerouting priority dstnat; policy accept;
+                ip daddr \(owner) tcp dport \(referenceHTTPPort) dnat to \(backend):\(httpPort)
+                ip daddr \(owner) tcp dport \(referenceIperfPort) dnat to \(backend):\(iperfPort)
+            }
+            chain postrouting {
+                type nat hook postrouting priority srcnat; policy accept;
+                ct original ip daddr \(owner) ct status dnat masquerade
+            }
+        }
+        """
     }
 
     /// How one failover run ended.
@@ -191,7 +216,7 @@ struct TrafficBenchmark: BenchmarkSection {
     }
 
     func tables(paths: [Path], figures: [PathFigures], failover: [FailoverOutcome]) -> [Table] {
-        let direct = figures[0], vip = figures[1], haproxy = figures[2]
+        let direct = figures[0], vip = figures[1], haproxy = figures[3]
         func gbits(_ values: [Double]) -> Double? { median(values).map { $0 / 1e9 } }
         func rps(_ figure: PathFigures) -> Double? { median(figure.http.map(\.requestsPerSecond)) }
         func p50(_ figure: PathFigures) -> Double? { median(figure.http.map(\.p50Ms)) }
@@ -211,6 +236,7 @@ struct TrafficBenchmark: BenchmarkSection {
             "throughput: `iperf3 -c ADDRESS -p PORT -t \(seconds) -P 1|4 -J` from the client namespace to `iperf3 -s` on the backend node; receiver's bits/s",
             "HTTP: `wrk -t2 -c32 -d\(seconds)s --latency http://ADDRESS:PORT/` to nginx (`return 200` with the node's name) on the backend node; kept-alive connections",
             "the backend is a node other than the VIP's owner, so the VIP path (DNAT + masquerade in the owner's kernel) and HAProxy (`mode tcp` on the owner's own address, ports \(haproxyHTTPPort)/\(haproxyIperfPort)) both cross the owner; the VIP's service maps port \(iperfPort) to iperf3 and port 80 to nginx's \(httpPort) on that ONE backend",
+            "reference row: a table of the bench's own on the owner with 2 DNAT rules and a masquerade (`nft -f`, ports \(referenceHTTPPort)/\(referenceIperfPort)), the smallest kernel path: what the VIP path costs beyond it is MetalVIP's own rules",
             "every path's figures come from the same run, the paths taking turns in each round; client, nodes, bridge and tools share this machine's \(ProcessInfo.processInfo.activeProcessorCount) cores",
             "rounds, each path: " + zip(paths, figures).map { path, figure in
                 "\(path.label.components(separatedBy: " (").first ?? path.label): 1 stream \(figure.oneStream.map { format($0 / 1e9, 2) }.joined(separator: "/")), "
