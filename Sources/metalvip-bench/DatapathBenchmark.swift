@@ -15,7 +15,7 @@ struct DatapathBenchmark: BenchmarkSection {
     let changes = 20
 
     func run() -> [Table] {
-        measureAsync(title: "Data path programming") {
+        waitForTables(orErrorTitled: "Data path programming") {
             let namespace = "mvbench\(getpid())"
             let result = await Task { try await Self.shell(["ip", "netns", "add", namespace]); return try measure(in: namespace) }.result
             _ = try? await LANLab.shell(["ip", "netns", "delete", namespace])  // pass or fail

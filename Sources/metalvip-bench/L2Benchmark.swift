@@ -23,7 +23,7 @@ struct L2Benchmark: BenchmarkSection {
     let vrrpVIP = "192.0.2.150"
 
     func run() -> [Table] {
-        measureAsync(title: "L2 failover") { try await measure() }
+        waitForTables(orErrorTitled: "L2 failover") { try await measure() }
     }
 
     /// A client-side gap for one scenario: the time from the fault to the first answer from another MAC.
@@ -266,12 +266,6 @@ struct L2Benchmark: BenchmarkSection {
         return pauses
     }
 
-    func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
-
     func format(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "n/a" }
 
     func ratio(_ value: Double?, _ base: Double?) -> String {
@@ -330,9 +324,4 @@ struct Keepalived {
                       ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", configPath(node),
                        "--pid", base + ".pid", "--vrrp_pid", base + "-vrrp.pid"])
     }
-}
-
-/// A mutable cell to carry a result out of a detached task.
-final class Box<T>: @unchecked Sendable {
-    var value: T?
 }

@@ -13,6 +13,7 @@ let sections: [any BenchmarkSection] = [
     AnnounceBenchmark(),
     L2Benchmark(),
     DatapathBenchmark(),
+    TrafficBenchmark(),
 ]
 
 let requested = Set(CommandLine.arguments.dropFirst())
