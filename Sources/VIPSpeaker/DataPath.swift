@@ -28,11 +28,14 @@ struct ForwardingInputs {
         backends = snapshot.backendSlicesByService
     }
 
-    /// For each Local-policy service, the nodes with a usable endpoint of it: only those may announce it.
+    /// For each Local-policy service whose backends are in the store, the nodes with a usable endpoint of it:
+    /// only those may announce it. Derived from the store alone, so every speaker agrees whatever its flags; a
+    /// Local service with no slices stored (traffic carried by kube-proxy, say) keeps every node, as before.
     var localEndpointNodes: [ObjectKey: Set<String>] {
         var result: [ObjectKey: Set<String>] = [:]
         for service in services where service.externalTrafficPolicy == .local {
-            result[service.key] = ForwardingPlanner.nodesWithLocalEndpoints(backends[service.key] ?? [])
+            guard let slices = backends[service.key], !slices.isEmpty else { continue }
+            result[service.key] = ForwardingPlanner.nodesWithLocalEndpoints(slices)
         }
         return result
     }

@@ -524,7 +524,7 @@ public actor Speaker {
         let statuses = Set(nodes)
         if let planCache, planCache.snapshotLoad == snapshotLoads, planCache.nodes == statuses { return planCache.plans }
         let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: snapshot), snapshot: snapshot, nodes: nodes,
-                                             localEndpointNodes: dataPath == nil ? [:] : inputs.localEndpointNodes)
+                                             localEndpointNodes: inputs.localEndpointNodes)
         planCache = (snapshotLoads, statuses, plans)
         return plans
     }

@@ -268,6 +268,29 @@ let checkedService = """
         _ = try await waitForApp(lab, url)
     }
 
+    @Test func flagsLeaveTrafficOrSysctlsToTheUserAndReadyzSaysWhatIsOff() async throws {
+        let lab = try await LANLab(nodes: 2)
+        try await lab.configure(labConfig + "\n---\n" + dataPathServices)
+        // n1: no data path at all: announcer only, no table. n2: data path, but forwarding left off (a new
+        // namespace starts with it off), so /readyz names the sysctl.
+        try lab.startSpeaker(node: 1, ["--no-data-path"])
+        try lab.startSpeaker(node: 2, ["--no-forwarding-sysctls"])
+        var ready = StatusResponse(status: 0, body: "")
+        var notReady = StatusResponse(status: 0, body: "")
+        for _ in 0..<100 where ready.status != 200 || notReady.status != 503 {
+            try await Task.sleep(for: .milliseconds(100))
+            ready = (try? await lab.fetch(node: 1, path: "/readyz")) ?? ready
+            notReady = (try? await lab.fetch(node: 2, path: "/readyz")) ?? notReady
+        }
+        #expect(ready.status == 200, "\(ready)")
+        #expect(notReady.status == 503 && notReady.body.contains("net.ipv4.ip_forward"), "\(notReady)")
+        #expect(!(try await lab.nft(node: 1, "list tables")).contains("metalvip"))
+        #expect(try await lab.nft(node: 2, "list tables").contains("table inet metalvip"))
+        let forwarding = try await LANLab.shell(["ip", "netns", "exec", "\(lab.prefix)n2", "sysctl", "-n", "net.ipv4.ip_forward"])
+        #expect(forwarding.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "left alone")
+        #expect(lab.log("n2").contains("--no-forwarding-sysctls leaves it so"))
+    }
+
     @Test func aKilledHealthCheckedBackendGetsNoTrafficUntilItReturns() async throws {
         let lab = try await ready(checkedService)
         let url = "http://192.0.2.113/"
