@@ -71,17 +71,13 @@ extension ClusterView {
                 continue
             }
             for port in slice.ports where portName == nil || portName == (port.name ?? "") {
-                entries += ready.map { hostPort($0.address, port.port) }
+                entries += ready.map { $0.address.withPort(port.port) }
             }
         }
         return firstThree(entries, empty: "<none>")
     }
 
     /// `192.0.2.11:8080`, `[2001:db8::11]:8080`.
-    static func hostPort(_ address: IPAddress, _ port: Int) -> String {
-        address.family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
-    }
-
     /// kubectl's list cell: at most three entries, then ` + N more...`.
     static func firstThree(_ entries: [String], empty: String) -> String {
         if entries.isEmpty { return empty }

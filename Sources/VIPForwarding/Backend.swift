@@ -16,6 +16,6 @@ public struct Backend: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// `192.0.2.11:8080` or `[2001:db8::11]:8080`, as kubectl prints endpoints.
     public var description: String {
-        address.family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+        address.withPort(port)
     }
 }

@@ -17,9 +17,7 @@ public struct HealthTarget: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `192.0.2.3:8080` or `[2001:db8::3]:8080`: how URLs and Host headers write an endpoint.
-    public var endpoint: String {
-        address.family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
-    }
+    public var endpoint: String { address.withPort(port) }
 
     /// `192.0.2.3:8080 of default/web`, as log lines name the target.
     public var description: String { "\(endpoint) of \(service.namespacedName)" }

@@ -205,3 +205,10 @@ extension IPAddress {
         return hex(0..<bestStart) + "::" + hex((bestStart + bestLength)..<8)
     }
 }
+
+extension IPAddress {
+    /// `192.0.2.3:8080` or `[2001:db8::3]:8080`: an endpoint as URLs, Host headers and kubectl write it.
+    public func withPort(_ port: Int) -> String {
+        family == .ipv6 ? "[\(self)]:\(port)" : "\(self):\(port)"
+    }
+}

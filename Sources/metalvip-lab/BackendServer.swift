@@ -58,7 +58,7 @@ struct ListenAddress: CustomStringConvertible {
         self.port = port
     }
 
-    var description: String { address.family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)" }
+    var description: String { address.withPort(port) }
 }
 
 struct ServeError: Error, CustomStringConvertible {
