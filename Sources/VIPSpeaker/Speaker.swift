@@ -450,8 +450,11 @@ public actor Speaker {
             views[node] = NodeView(live: live, leaseRevision: entry.observer.revision)
             if live, let lease = entry.lease { nodes.append(status(of: lease)) }
         }
-        let plans = plans(for: snapshot, inputs: inputs, nodes: nodes)
-        await dataPath?.health?.update(targets: inputs.healthTargets(node: settings.node, plans: plans))
+        let (plans, fresh) = plans(for: snapshot, inputs: inputs, nodes: nodes)
+        // Who checks what follows from the plans alone: only new plans can change it.
+        if fresh, let health = dataPath?.health {
+            await health.update(targets: inputs.healthTargets(node: settings.node, plans: plans))
+        }
         let current = Set(confirmed.filter { $0.value == epoch }.keys)
         let actions = ClaimPlanner.decide(me: settings.node, plans: plans, claims: claims, nodes: views,
                                           confirmed: current, wallTime: RecordCoding.timestamp())
@@ -520,13 +523,15 @@ public actor Speaker {
     }
 
     /// The groups and their candidates, recomputed only when the objects or a node's status changed.
-    private func plans(for snapshot: ClusterSnapshot, inputs: ForwardingInputs, nodes: [NodeStatus]) -> [GroupPlan] {
+    /// `fresh` is false when the cached plans were reused.
+    private func plans(for snapshot: ClusterSnapshot, inputs: ForwardingInputs,
+                       nodes: [NodeStatus]) -> (plans: [GroupPlan], fresh: Bool) {
         let statuses = Set(nodes)
-        if let planCache, planCache.snapshotLoad == snapshotLoads, planCache.nodes == statuses { return planCache.plans }
+        if let planCache, planCache.snapshotLoad == snapshotLoads, planCache.nodes == statuses { return (planCache.plans, false) }
         let plans = AnnouncementPlanner.plan(AnnouncementPlanner.groups(in: snapshot), snapshot: snapshot, nodes: nodes,
                                              localEndpointNodes: inputs.localEndpointNodes)
         planCache = (snapshotLoads, statuses, plans)
-        return plans
+        return (plans, true)
     }
 
     /// The groups this node answered for after its last decision pass.
