@@ -40,11 +40,10 @@ public struct LineLogHandler: LogHandler {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
+    private static let millisecondTimestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     static func timestamp() -> String {
-        let now = Date()
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: now)
+        millisecondTimestamp.format(Date())
     }
 
     /// `key=value` pairs, values quoted when they need it.
