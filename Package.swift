@@ -66,7 +66,7 @@ let package = Package(
         // Applies the forwarding state's nft scripts through libnftables; counters and forwarding sysctls.
         .target(name: "VIPNFTables", dependencies: ["VIPForwarding", "VIPModel", "CNFTables"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
-        .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
+        .target(name: "VIPFileStore", dependencies: ["VIPStore", "CLinuxShim"]),
         // The distributed backend: etcd v3 through its JSON gateway (async-http-client), with watch resume.
         .target(name: "VIPEtcdStore", dependencies: [
             "VIPStore",
@@ -123,7 +123,7 @@ let package = Package(
             "VIPForwarding", "VIPNFTables", "VIPLink",
         ]),
         .testTarget(name: "VIPModelTests", dependencies: ["VIPModel"]),
-        .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest"]),
+        .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "VIPAllocationTests", dependencies: ["VIPAllocation", "VIPModel", "VIPPacket"]),
         .testTarget(name: "VIPLeaseTests", dependencies: ["VIPLease"]),
         .testTarget(name: "VIPPacketTests", dependencies: ["VIPPacket", "VIPModel"]),

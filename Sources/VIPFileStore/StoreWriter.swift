@@ -23,6 +23,8 @@ enum Maintenance {
 /// redoes the intent, so the transaction is all-or-nothing and its revision is never reused.
 struct StoreWriter: Sendable {
     let directory: StoreDirectory
+    /// Up to this many records a durable commit fsyncs each file and directory; past it, the file system at once.
+    static let perFileSyncLimit = 8
 
     private var root: String { directory.root }
 
@@ -108,13 +110,20 @@ struct StoreWriter: Sendable {
         let sync = transaction.durability.sync
         try writeFile(Intent(revision: revision, entries: entries).encode(), named: Intent.fileName, sync: sync)
         if sync { try self.sync(directory.metaPath) }
+        // Past a handful of records, one syncfs costs far less than an fsync per file and per directory
+        // (10k fsyncs were a third of a 10k-service apply). The intent above is already durable either way.
+        let flushAtOnce = sync && entries.count > Self.perFileSyncLimit
         var touched: Set<String> = []
         for entry in entries {
             let location = KeyLayout.location(of: entry.key)
-            try write(entry, at: location, sync: sync)
+            try write(entry, at: location, sync: sync && !flushAtOnce)
             touched.insert(location.directoryName)
         }
-        if sync { for name in touched.sorted() { try self.sync(directory.directoryPath(name)) } }
+        if flushAtOnce {
+            do { try FileSystem.syncFileSystem(of: root) } catch { throw StoreError.unavailable("\(error)") }
+        } else if sync {
+            for name in touched.sorted() { try self.sync(directory.directoryPath(name)) }
+        }
         state.revision = revision
         state.tombstones += Int64(entries.filter(\.isTombstone).count)
         let maintain = revision >= state.nextMaintenance
