@@ -1,5 +1,6 @@
 import Testing
-import VIPManifest
+@testable import VIPManifest
+import Yams
 import VIPModel
 
 @Suite struct ManifestReaderTests {
@@ -244,5 +245,32 @@ import VIPModel
         } catch {
             #expect(error.description == "batch.yaml: document 2 (L2Advertisement \"l2\"): spec.ipAddressPools[1]: unknown pool \"b\": no IPAddressPool of that name in this apply or in the store")
         }
+    }
+}
+
+/// Plain scalars are typed by `ManifestReader`, not by Yams' regular expressions: the two must agree.
+@Suite struct ScalarResolutionTests {
+    /// The shortcut for words must give what Yams' default resolver gives, for every kind of plain scalar.
+    @Test(arguments: ["TCP", "LoadBalancer", "ns1", "s123", "yes", "Yes", "no", "on", "OFF", "true", "False", "null", "NULL",
+                      "y", "n", "Nullable", "truely", "~", "", "123", "-7", "+3", "0x1F", "0o17", "0b101", "1_000", "1.5",
+                      ".5", "1e3", ".inf", "-.Inf", ".nan", "2001:db8::1", "192.0.2.1", "1:30", "2026-11-28",
+                      "2026-11-28T20:13:20Z", "<<", "=", "@x", "_under", "8080/TCP"])
+    func implicitTagsAgreeWithTheDefaultResolver(_ scalar: String) {
+        #expect(ManifestReader.implicitTag(of: scalar) == Resolver.default.resolveTag(of: Node(scalar)))
+    }
+
+    @Test func quotedAndTaggedScalarsKeepTheirTypes() throws {
+        let entries = try ManifestReader.read("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec:
+              ports: [{port: 80}]
+              x: {a: "80", b: 80, c: !!str 80, d: 'true', e: true, f: ~, g: web, h: 1.5, i: !!int "7"}
+            """, file: "s.yaml")
+        guard case .object(let object) = try #require(entries.first) else { Issue.record("no object"); return }
+        #expect(object.document["spec"]?["x"] == .object([
+            "a": .string("80"), "b": .int(80), "c": .string("80"), "d": .string("true"), "e": .bool(true),
+            "f": .null, "g": .string("web"), "h": .double(1.5), "i": .int(7)]))
     }
 }
