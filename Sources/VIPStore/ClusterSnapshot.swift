@@ -61,29 +61,51 @@ public struct ClusterSnapshot: Sendable {
                 snapshot.add(record, kind: kind)
             }
         }
-        for record in try await listing(Keyspace.assignmentsPrefix).records {
-            guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.assignmentsPrefix) else { continue }
-            do {
-                snapshot.assignments[service] = StoredValue(value: try RecordCoding.decode(ServiceAssignment.self, from: record.value), record: record)
-            } catch {
-                snapshot.problems.append("skipped \(record.key): unreadable assignment: \(error)")
-            }
-        }
+        for record in try await listing(Keyspace.assignmentsPrefix).records { snapshot.addAssignment(record) }
         for record in includeEvents ? try await listing(Keyspace.eventsPrefix).records : [] {
             guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.eventsPrefix),
                   let events = try? RecordCoding.decode(ServiceEvents.self, from: record.value) else { continue }
             snapshot.events[service] = StoredValue(value: events, record: record)
         }
-        snapshot.pools.sort { $0.resource.name < $1.resource.name }
-        snapshot.advertisements.sort { $0.resource.name < $1.resource.name }
-        snapshot.endpointSlices.sort { $0.resource.key < $1.resource.key }
-        snapshot.endpoints.sort { $0.resource.key < $1.resource.key }
-        snapshot.services.sort {
+        snapshot.sort()
+        snapshot.revision = revisions.min() ?? 0
+        return snapshot
+    }
+
+    /// Only the named objects (with each service's assignment), by point reads, and the pools: what
+    /// `get services NAME` shows costs a few reads however many services are stored.
+    public static func load(from store: any Store, objects keys: [ObjectKey]) async throws -> ClusterSnapshot {
+        var snapshot = ClusterSnapshot()
+        let pools = try await store.list(prefix: Keyspace.prefix(of: .ipAddressPool))
+        snapshot.problems += pools.skipped.map { "skipped \($0.name): \($0.reason)" }
+        for record in pools.records { snapshot.add(record, kind: .ipAddressPool) }
+        for key in keys {
+            if let record = try await store.get(Keyspace.key(of: key)) { snapshot.add(record, kind: key.kind) }
+            if key.kind == .service, let record = try await store.get(Keyspace.assignment(of: key)) { snapshot.addAssignment(record) }
+        }
+        snapshot.sort()
+        snapshot.revision = pools.revision
+        return snapshot
+    }
+
+    private mutating func sort() {
+        pools.sort { $0.resource.name < $1.resource.name }
+        advertisements.sort { $0.resource.name < $1.resource.name }
+        endpointSlices.sort { $0.resource.key < $1.resource.key }
+        endpoints.sort { $0.resource.key < $1.resource.key }
+        services.sort {
             ($0.record.createRevision, $0.resource.meta.namespace, $0.resource.name)
                 < ($1.record.createRevision, $1.resource.meta.namespace, $1.resource.name)
         }
-        snapshot.revision = revisions.min() ?? 0
-        return snapshot
+    }
+
+    mutating func addAssignment(_ record: Record) {
+        guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.assignmentsPrefix) else { return }
+        do {
+            assignments[service] = StoredValue(value: try RecordCoding.decode(ServiceAssignment.self, from: record.value), record: record)
+        } catch {
+            problems.append("skipped \(record.key): unreadable assignment: \(error)")
+        }
     }
 
     mutating func add(_ record: Record, kind: Kind) {

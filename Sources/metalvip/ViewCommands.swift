@@ -30,10 +30,15 @@ struct Get: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let store = try storeOptions.open()
-            let snapshot = try await ClusterSnapshot.load(from: store)
+            let scope = allNamespaces ? nil : namespace
+            // Named objects in one namespace are point reads; listings read everything once.
+            let snapshot = if let scope, !names.isEmpty, let kind = resource.kind, [.service, .endpointSlice, .endpoints].contains(kind) {
+                try await ClusterSnapshot.load(from: store, objects: names.map { ObjectKey(kind, namespace: scope, name: $0) })
+            } else {
+                try await ClusterSnapshot.load(from: store)
+            }
             for problem in snapshot.problems { printError("warning: \(problem)") }
             let view = ClusterView(snapshot: snapshot)
-            let scope = allNamespaces ? nil : namespace
             switch resource {
             case .services:
                 try requireNames(snapshot.services.map(\.resource.meta), scope: scope)
