@@ -16,8 +16,16 @@ public final class AnswerTable: Sendable {
     }
 
     private let state = Mutex(State())
-    /// Told after the entries change; kept apart from `state` so it runs outside that lock.
-    private let observer = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Told after the entries change; kept apart from `state` so it runs outside that lock. The closure sits
+    /// in a class: read back through `withLock`'s generic inout, a bare closure was re-wrapped in another
+    /// reabstraction thunk on every call, so each change cost more than the last (22k frames deep after minutes
+    /// at 1k VIPs, most of the speaker's idle CPU, and a stack overflow in waiting).
+    private let observer = Mutex<EntriesObserver?>(nil)
+
+    private final class EntriesObserver: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
 
     public init() {}
 
@@ -25,11 +33,12 @@ public final class AnswerTable: Sendable {
     /// a lapse found at renewal), outside the table's lock: the NDP responder keeps its multicast
     /// memberships in step with it. Deadline moves alone do not call it. One observer; nil removes it.
     public func onEntriesChange(_ body: (@Sendable () -> Void)?) {
-        observer.withLock { $0 = body }
+        let observer = body.map(EntriesObserver.init)
+        self.observer.withLock { $0 = observer }
     }
 
     private func entriesChanged() {
-        observer.withLock { $0 }?()
+        observer.withLock { $0 }?.body()
     }
 
     /// Address -> interface index -> MAC, as it stands (deadline not consulted): what memberships follow.
