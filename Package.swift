@@ -66,7 +66,7 @@ let package = Package(
         // Applies the forwarding state's nft scripts through libnftables; counters and forwarding sysctls.
         .target(name: "VIPNFTables", dependencies: ["VIPForwarding", "VIPModel", "CNFTables"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
-        .target(name: "VIPFileStore", dependencies: ["VIPStore", "CLinuxShim"]),
+        .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
         // The distributed backend: etcd v3 through its JSON gateway (async-http-client), with watch resume.
         .target(name: "VIPEtcdStore", dependencies: [
             "VIPStore",

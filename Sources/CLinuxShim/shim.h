@@ -1,5 +1,5 @@
 // Linux definitions Swift's Glibc module does not export: AF_PACKET addressing and options,
-// Ethernet protocol numbers, classic BPF socket filters, setns for network namespaces, and syncfs.
+// Ethernet protocol numbers, classic BPF socket filters, and setns for network namespaces.
 #ifndef CLINUXSHIM_H
 #define CLINUXSHIM_H
 // No _GNU_SOURCE here: it changes glibc's struct layouts (fd_set's field names) and clang then rejects
@@ -15,6 +15,4 @@
 
 // glibc declares setns only under _GNU_SOURCE; this is the same prototype (glibc >= 2.14).
 int setns(int fd, int nstype);
-// Likewise syncfs (glibc >= 2.14): one flush for a transaction of thousands of files.
-int syncfs(int fd);
 #endif

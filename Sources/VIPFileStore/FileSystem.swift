@@ -1,6 +1,5 @@
 #if canImport(Glibc)
 import Glibc
-import CLinuxShim
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -98,12 +97,12 @@ enum FileSystem {
         guard fsync(fd) == 0 else { throw SystemError("fsync", path) }
     }
 
-    /// Flushes everything written on the file system that holds `path`.
-    static func syncFileSystem(of path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    /// Flushes a file already written and closed.
+    static func syncFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open", path) }
         defer { close(fd) }
-        guard syncfs(fd) == 0 else { throw SystemError("syncfs", path) }
+        guard fsync(fd) == 0 else { throw SystemError("fsync", path) }
     }
 
     /// Creates a directory; true when it was created, false when it already existed.
