@@ -72,6 +72,8 @@ public actor Speaker {
     private var forwardingProblem: String?
     /// Local-policy services this node cannot serve (all local endpoints fail checks), published in the node lease.
     private var unservable: Set<ObjectKey> = []
+    /// The move and health history, written batched in the background.
+    private let events: ServiceEventWriter
 
     public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,
                 table: AnswerTable = AnswerTable(), dataPath: DataPath? = nil, logger: Logger) {
@@ -83,6 +85,7 @@ public actor Speaker {
         self.table = table
         self.logger = logger
         holder = LeaseHolder(identity: settings.node, duration: settings.leaseDuration)
+        events = ServiceEventWriter(store: store, logger: logger)
     }
 
     static let objectPrefixes = Kind.allCases.map(Keyspace.prefix(of:)) + [Keyspace.assignmentsPrefix]
@@ -488,6 +491,8 @@ public actor Speaker {
         // transactions, not thousands; a chunk that conflicts is retried group by group.
         let parts = writes.map(\.transaction)
         for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, maxParts: Self.claimChunk) {
+            // Past the lease deadline every write is refused anyway; stop taking the store's lock for them.
+            if table.isLapsed() { break }
             let chunk = writes[run]
             var committed: [ClaimWrite] = []
             if chunk.count > 1, await commit(TransactionBatches.merge(parts[run], durability: .volatile)) {
@@ -548,8 +553,10 @@ public actor Speaker {
          "service": "\(group.services.map(\.namespacedName).joined(separator: ","))"]
     }
 
-    /// Groups claimed in one transaction at most.
-    static let claimChunk = 256
+    /// Groups claimed in one transaction at most. Small, because every writer on the file store shares one lock:
+    /// at 256 a chunk held it for 130-180 ms (a record file costs about half a millisecond there), and the
+    /// node-lease renewals of every speaker queued behind chunks until their leases lapsed.
+    static let claimChunk = 32
 
     /// A take or confirm waiting to be committed.
     struct ClaimWrite {
@@ -619,30 +626,8 @@ public actor Speaker {
         recordEvent(.nodeAssigned, message, on: group.services)
     }
 
-    /// Appends an event to each service's record, in the background, retrying a few times on a race.
     private func recordEvent(_ reason: EventReason, _ message: String, on services: [ObjectKey], endpoint: String? = nil) {
-        let store = store
-        let logger = logger
-        Task.detached {
-            for service in services {
-                let key = Keyspace.events(of: service)
-                for _ in 0..<5 {
-                    do {
-                        let current = try await store.get(key)
-                        var events = try current.map { try RecordCoding.decode(ServiceEvents.self, from: $0.value) } ?? ServiceEvents()
-                        events.record(reason, message, at: RecordCoding.timestamp(), endpoint: endpoint)
-                        try await store.put(key, try RecordCoding.encode(events),
-                                            expecting: current.map { .modRevision($0.modRevision) } ?? .absent)
-                        break
-                    } catch StoreError.conflict {
-                        continue
-                    } catch {
-                        logger.debug("could not record \(reason.rawValue) for \(service.namespacedName): \(error)")
-                        break
-                    }
-                }
-            }
-        }
+        events.record(reason, message, on: services, endpoint: endpoint)
     }
 
     // MARK: data path
