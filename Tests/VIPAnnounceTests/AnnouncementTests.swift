@@ -161,16 +161,19 @@ func node(_ name: String, labels: [String: String] = [:], up: Set<String> = ["et
 
     @Test func ownClaimsAreConfirmedAfterALapseThenAnnounced() throws {
         guard case .confirm(_, _, let transaction) = try #require(decide("a", ["a"], claims: claims("a")).first) else {
-            Issue.record("unconfirmed own claims must be rewritten before answering")
+            Issue.record("unconfirmed own claims must be proven before answering")
             return
         }
-        #expect(transaction.conditions.contains(Condition("claims/192.0.2.10", .modRevision(7))))
+        // Proven, not rewritten: every claim must still be at the revision read, and nothing is written.
+        #expect(transaction.conditions == group.addresses.map { Condition("claims/\($0)", .modRevision(7)) })
+        #expect(transaction.operations.isEmpty)
         #expect(decide("a", ["a"], claims: claims("a"), confirmed: [group.key]) == [.announce(group, interfaces: ["eth0"])])
-        // Interfaces changed: confirm again with the new list.
-        guard case .confirm = try #require(decide("a", ["a"], claims: claims("a", interfaces: ["eth1"]), confirmed: [group.key]).first) else {
+        // Interfaces changed: rewritten with the new list.
+        guard case .confirm(_, _, let rewrite) = try #require(decide("a", ["a"], claims: claims("a", interfaces: ["eth1"]), confirmed: [group.key]).first) else {
             Issue.record("a changed interface list must be rewritten")
             return
         }
+        #expect(rewrite.operations.map(\.key) == group.addresses.map { "claims/\($0)" })
     }
 
     @Test func orphanClaimsAreReleasedOrCleanedUp() throws {
