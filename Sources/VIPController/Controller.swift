@@ -38,6 +38,8 @@ public final class Controller: Sendable {
     private let reconciler: Reconciler
     /// Beats once per lease round, for `/healthz`.
     public let heartbeat = Heartbeat()
+    /// Each pass decodes only the records that changed since the last.
+    private let snapshotCache = SnapshotCache()
     /// Pools exported last time, so a removed pool's series are removed too.
     private let exportedPools = Mutex<Set<String>>([])
 
@@ -211,7 +213,7 @@ public final class Controller: Sendable {
     public func reconcile(maxAttempts: Int = 5) async throws -> ReconcilePlan {
         var lastError: Error?
         for _ in 0..<maxAttempts {
-            let snapshot = try await ClusterSnapshot.load(from: store)
+            let snapshot = try await ClusterSnapshot.load(from: store, cache: snapshotCache)
             for problem in snapshot.problems { logger.warning("\(problem)") }
             let plan = reconciler.plan(snapshot, time: RecordCoding.timestamp())
             do {

@@ -74,6 +74,8 @@ public actor Speaker {
     private var unservable: Set<ObjectKey> = []
     /// The move and health history, written batched in the background.
     private let events: ServiceEventWriter
+    /// A reload (any object change, and the periodic resync) decodes only the records that changed.
+    private let snapshotCache = SnapshotCache()
 
     public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,
                 table: AnswerTable = AnswerTable(), dataPath: DataPath? = nil, logger: Logger) {
@@ -428,7 +430,7 @@ public actor Speaker {
         do {
             if objectsDirty || snapshot == nil {
                 objectsDirty = false
-                let loaded = try await ClusterSnapshot.load(from: store, events: false)
+                let loaded = try await ClusterSnapshot.load(from: store, events: false, cache: snapshotCache)
                 snapshot = loaded
                 snapshotLoads += 1
                 inputs = ForwardingInputs(loaded)
