@@ -431,10 +431,15 @@ public actor Speaker {
             if objectsDirty || snapshot == nil {
                 objectsDirty = false
                 let loaded = try await ClusterSnapshot.load(from: store, events: false, cache: snapshotCache)
-                snapshot = loaded
-                snapshotLoads += 1
-                inputs = ForwardingInputs(loaded)
-                forwardingDirty = true
+                // A resync that finds every record as it was keeps the plans and the rules: at 10k VIPs new
+                // plans cost a long pass, for nothing.
+                if snapshot == nil || snapshotCache.lastLoadChanged {
+                    snapshot = loaded
+                    snapshotLoads += 1
+                    inputs = ForwardingInputs(loaded)
+                    forwardingDirty = true
+                    await Task.yield()
+                }
             }
         } catch {
             objectsDirty = true
@@ -456,6 +461,9 @@ public actor Speaker {
             if live, let lease = entry.lease { nodes.append(status(of: lease)) }
         }
         let (plans, fresh) = plans(for: snapshot, inputs: inputs, nodes: nodes)
+        // Long passes (10k VIPs) let the renewal in between their phases: a renewal that waits for the actor
+        // past its lease's slack lapses the node.
+        if fresh { await Task.yield() }
         // Who checks what follows from the plans alone: only new plans can change it.
         if fresh, let health = dataPath?.health {
             await health.update(targets: inputs.healthTargets(node: settings.node, plans: plans))
@@ -463,6 +471,7 @@ public actor Speaker {
         let current = Set(confirmed.filter { $0.value == epoch }.keys)
         let actions = ClaimPlanner.decide(me: settings.node, plans: plans, claims: claims, nodes: views,
                                           confirmed: current, wallTime: RecordCoding.timestamp())
+        await Task.yield()
         var wanted: Set<IPAddress> = []
         var writes: [ClaimWrite] = []
         for action in actions {

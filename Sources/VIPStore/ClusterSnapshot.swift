@@ -212,10 +212,20 @@ public final class SnapshotCache: Sendable {
 
         mutating func keep(_ record: Record, _ decoded: Decoded) {
             current[record.key] = (record.modRevision, decoded)
+            decodedAny = true
         }
+
+        var decodedAny = false
+        /// Whether this load differs from the previous one: a record decoded anew, or one gone.
+        var changed: Bool { decodedAny || current.count != previous.count }
     }
 
     private let entries = Mutex<[String: (revision: Revision, decoded: Decoded)]>([:])
+    private let lastChanged = Atomic<Bool>(true)
+
+    /// Whether the last load found anything that the one before it had not: a periodic resync that finds
+    /// everything as it was needs no new plans.
+    public var lastLoadChanged: Bool { lastChanged.load(ordering: .relaxed) }
 
     public init() {}
 
@@ -225,5 +235,8 @@ public final class SnapshotCache: Sendable {
     func startingLoad() -> Entries { Entries(previous: entries.withLock { $0 }) }
 
     /// Only what the last load saw is kept: deleted records leave the cache with it.
-    func finishLoad(_ used: Entries) { entries.withLock { $0 = used.current } }
+    func finishLoad(_ used: Entries) {
+        entries.withLock { $0 = used.current }
+        lastChanged.store(used.changed, ordering: .relaxed)
+    }
 }
