@@ -14,6 +14,7 @@ let sections: [any BenchmarkSection] = [
     L2Benchmark(),
     DatapathBenchmark(),
     TrafficBenchmark(),
+    FleetBenchmark(),
 ]
 
 let requested = Set(CommandLine.arguments.dropFirst())
