@@ -34,7 +34,8 @@ struct FleetBenchmark: BenchmarkSection {
             var table = Table(title: "Speaker fleet on one etcd member (loopback), \(vipCount) VIPs, lease 200 ms, renew 50 ms",
                               columns: ["nodes", "etcd writes/s", "watch events/s sent", "p99 renewal ms",
                                         "lapses (goal 0)", "renewal failures", "crash failover median ms (goal <\(Int(failoverGoalMs)) at 100)",
-                                        "CPU per speaker, % of a core", "etcd CPU, % of a core", "converged"])
+                                        "CPU per speaker, % of a core", "etcd CPU, % of a core", "etcd WAL fsync mean ms",
+                                        "passes per speaker/s", "re-lists", "converged"])
             for nodes in fleetSizes {
                 let row = try await measure(nodes: nodes)
                 let failover = median(row.failoversMs).map { Table.format($0, digits: 0) } ?? "none"
@@ -43,7 +44,8 @@ struct FleetBenchmark: BenchmarkSection {
                 table.add(["\(nodes)", Table.format(row.writesPerSecond, digits: 0), Table.format(row.watchEventsPerSecond, digits: 0),
                            Table.format(row.p99RenewalMs, digits: 1), lapses, "\(row.renewFailures)", failover + spread,
                            Table.format(row.cpuPerSpeaker * 100, digits: 2), Table.format(row.etcdCPU * 100, digits: 1),
-                           row.converged])
+                           Table.format(row.fsyncMeanMs, digits: 2), Table.format(row.passesPerSpeaker, digits: 2),
+                           "\(row.relists)", row.converged])
             }
             table.notes = [
                 "writes/s: etcd's revision delta over a \(idleSeconds) s idle window (every claim written, nothing changing): renewals are all of it.",
@@ -67,6 +69,11 @@ struct FleetBenchmark: BenchmarkSection {
         var kills = 0
         var cpuPerSpeaker = 0.0
         var etcdCPU = 0.0
+        var fsyncMeanMs = 0.0
+        /// Decision passes per speaker per second in the idle window.
+        var passesPerSpeaker = 0.0
+        /// Watch re-listings beyond each speaker's first, over the whole run.
+        var relists = 0
         var converged = ""
     }
 
@@ -99,7 +106,8 @@ struct FleetBenchmark: BenchmarkSection {
         let etcd = EtcdProcess(dataDirectory: cluster.members[0].dataDirectory)
         let metricsURL = "http://\(cluster.members[0].clientEndpoint)/metrics"
         let revisionBefore = try await admin.list(prefix: Keyspace.controllerLease).revision
-        let eventsBefore = try await etcdEventsSent(metricsURL)
+        let etcdBeforeMetrics = try await etcdMetrics(metricsURL)
+        let passesBefore = await passes(fleet)
         let cpuBefore = ResourceUsage.current().cpuSeconds, etcdBefore = etcd.cpuSeconds()
         _ = FleetMetrics.shared.drainRenewals()
         let started = ContinuousClock.now
@@ -108,9 +116,13 @@ struct FleetBenchmark: BenchmarkSection {
         let renewals = FleetMetrics.shared.drainRenewals()
         let cpuAfter = ResourceUsage.current().cpuSeconds, etcdAfter = etcd.cpuSeconds()
         let revisionAfter = try await admin.list(prefix: Keyspace.controllerLease).revision
-        let eventsAfter = try await etcdEventsSent(metricsURL)
+        let etcdAfterMetrics = try await etcdMetrics(metricsURL)
+        let passesAfter = await passes(fleet)
         row.writesPerSecond = Double(revisionAfter - revisionBefore) / elapsed
-        row.watchEventsPerSecond = (eventsAfter - eventsBefore) / elapsed
+        row.watchEventsPerSecond = (etcdAfterMetrics.eventsSent - etcdBeforeMetrics.eventsSent) / elapsed
+        let fsyncs = etcdAfterMetrics.fsyncCount - etcdBeforeMetrics.fsyncCount
+        row.fsyncMeanMs = fsyncs > 0 ? (etcdAfterMetrics.fsyncSeconds - etcdBeforeMetrics.fsyncSeconds) / fsyncs * 1000 : 0
+        row.passesPerSpeaker = Double(passesAfter - passesBefore) / elapsed / Double(nodes)
         row.p99RenewalMs = percentile(renewals, 0.99) / 1e6
         row.cpuPerSpeaker = (cpuAfter - cpuBefore) / elapsed / Double(nodes)
         if let etcdBefore, let etcdAfter { row.etcdCPU = (etcdAfter - etcdBefore) / elapsed }
@@ -127,6 +139,7 @@ struct FleetBenchmark: BenchmarkSection {
         row.lapses = FleetMetrics.shared.count("metalvip_lease_lapses_total") - lapsesAtStart
         row.renewFailures = FleetMetrics.shared.count("metalvip_lease_renew_failures_total") - failuresAtStart
 
+        for member in fleet { row.relists += await member.speaker.watchListings - 1 }
         // Graceful end for the rest (bounded), then each pool is closed.
         for member in alive { member.task.withLock { $0?.cancel() } }
         for member in fleet { await member.finish(within: .seconds(5)) }
@@ -223,11 +236,21 @@ struct FleetBenchmark: BenchmarkSection {
         }
     }
 
-    /// etcd's count of watch events it sent, from its /metrics.
-    func etcdEventsSent(_ url: String) async throws -> Double {
+    /// From etcd's /metrics: the watch events it sent, and its WAL fsyncs (count and total seconds).
+    func etcdMetrics(_ url: String) async throws -> (eventsSent: Double, fsyncCount: Double, fsyncSeconds: Double) {
         let result = try await LANLab.shell(["curl", "-s", "--max-time", "5", url])
         guard result.status == 0 else { throw LANLab.LabError("curl \(url): \(result.output)") }
-        return PrometheusText.value(try PrometheusText.parse(result.output), "etcd_debugging_mvcc_events_total") ?? 0
+        let samples = try PrometheusText.parse(result.output)
+        return (PrometheusText.value(samples, "etcd_debugging_mvcc_events_total") ?? 0,
+                PrometheusText.value(samples, "etcd_disk_wal_fsync_duration_seconds_count") ?? 0,
+                PrometheusText.value(samples, "etcd_disk_wal_fsync_duration_seconds_sum") ?? 0)
+    }
+
+    /// Decision passes of the whole fleet so far.
+    func passes(_ fleet: [FleetMember]) async -> Int {
+        var total = 0
+        for member in fleet { total += await member.speaker.decisionPasses }
+        return total
     }
 
     func percentile(_ values: [Int64], _ fraction: Double) -> Double {
