@@ -17,13 +17,16 @@ import VIPStore
 /// sockets. 1k VIPs. Per N: etcd writes and watch events per second, p99 renewal, lapses, crash failover
 /// of killed speakers as the others' claims show it, and CPU per speaker while idle.
 /// Settings: METALVIP_BENCH_FLEET_NODES (default "10,30,100"), METALVIP_BENCH_FLEET_SECONDS (idle window, 10),
-/// METALVIP_BENCH_FLEET_KILLS (crashes per N, 5).
+/// METALVIP_BENCH_FLEET_KILLS (crashes per N, 5), METALVIP_BENCH_FLEET_LEASE_MS and _RENEW_MS (200 and 50).
 struct FleetBenchmark: BenchmarkSection {
     let name = "fleet"
     let fleetSizes = (ProcessInfo.processInfo.environment["METALVIP_BENCH_FLEET_NODES"] ?? "10,30,100")
         .split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 >= 2 && $0 <= 500 }
     let idleSeconds = min(120, max(2, Int(ProcessInfo.processInfo.environment["METALVIP_BENCH_FLEET_SECONDS"] ?? "") ?? 10))
     let kills = min(20, max(1, Int(ProcessInfo.processInfo.environment["METALVIP_BENCH_FLEET_KILLS"] ?? "") ?? 5))
+    /// The speakers' lease and renew period (METALVIP_BENCH_FLEET_LEASE_MS, _RENEW_MS): the defaults unless set.
+    let leaseMs = Int(ProcessInfo.processInfo.environment["METALVIP_BENCH_FLEET_LEASE_MS"] ?? "").map { min(60_000, max(50, $0)) } ?? 200
+    let renewMs = Int(ProcessInfo.processInfo.environment["METALVIP_BENCH_FLEET_RENEW_MS"] ?? "").map { min(30_000, max(10, $0)) } ?? 50
     let vipCount = 1_000
     /// Failover goal at N = 100 (issue 10).
     let failoverGoalMs = 300.0
@@ -31,7 +34,7 @@ struct FleetBenchmark: BenchmarkSection {
     func run() -> [Table] {
         waitForTables(orErrorTitled: "Speaker fleet on etcd") {
             FleetMetrics.bootstrap()
-            var table = Table(title: "Speaker fleet on one etcd member (loopback), \(vipCount) VIPs, lease 200 ms, renew 50 ms",
+            var table = Table(title: "Speaker fleet on one etcd member (loopback), \(vipCount) VIPs, lease \(leaseMs) ms, renew \(renewMs) ms",
                               columns: ["nodes", "etcd writes/s", "watch events/s sent", "p99 renewal ms",
                                         "lapses (goal 0)", "renewal failures", "crash failover median ms (goal <\(Int(failoverGoalMs)) at 100)",
                                         "CPU per speaker, % of a core", "etcd CPU, % of a core", "etcd WAL fsync mean ms",
@@ -50,7 +53,7 @@ struct FleetBenchmark: BenchmarkSection {
             table.notes = [
                 "writes/s: etcd's revision delta over a \(idleSeconds) s idle window (every claim written, nothing changing): renewals are all of it.",
                 "watch events/s: etcd's own etcd_debugging_mvcc_events_total over the same window: each write goes to every speaker's one watch, so it grows as nodes².",
-                "p99 renewal: metalvip_lease_renew_duration_seconds of every speaker in the window; it must stay well under the 200 ms lease.",
+                "p99 renewal: metalvip_lease_renew_duration_seconds of every speaker in the window; it must stay well under the \(leaseMs) ms lease.",
                 "lapses and renewal failures: metalvip_lease_lapses_total and metalvip_lease_renew_failures_total from the end of convergence to the end of the last crash (goal 0 lapses); a crashed speaker fails its renewals until its task has ended, so a few failures per crash are the crash itself.",
                 "crash failover: the victim's store is cut and its task cancelled (no release), then from that instant until every VIP it claimed is claimed by another node, seen on a claims watch; \(kills) crashes per size, median (min–max).",
                 "CPU: this process's getrusage over the idle window, divided by the nodes (includes each speaker's etcd client); etcd's from /proc. Section 3's idle goal for one speaker is under 1% of a core.",
@@ -89,7 +92,10 @@ struct FleetBenchmark: BenchmarkSection {
         for (index, name) in names.enumerated() {
             let pool = EtcdConnections()
             let store = CrashableStore(try EtcdStore(configuration, logger: logger, connections: pool))
-            let speaker = Speaker(store: store, settings: Speaker.Settings(node: name, interfaces: ["eth0"]),
+            var settings = Speaker.Settings(node: name, interfaces: ["eth0"])
+            settings.leaseDuration = .milliseconds(leaseMs)
+            settings.renewInterval = .milliseconds(renewMs)
+            let speaker = Speaker(store: store, settings: settings,
                                   interfaces: OneInterface(mac: 0x0200_0000_0000 + UInt64(index + 1)),
                                   responder: CountingResponder(), logger: logger)
             fleet.append(FleetMember(name: name, pool: pool, store: store, speaker: speaker))
