@@ -120,7 +120,9 @@ let package = Package(
         // Benchmarks (Tools/bench, release build): not tests, they print tables.
         .executableTarget(name: "metalvip-bench", dependencies: [
             "VIPModel", "VIPAllocation", "VIPAnnounce", "VIPLabHarness", "VIPLease", "VIPPacket", "VIPSpeaker", "VIPStore",
-            "VIPForwarding", "VIPNFTables", "VIPLink",
+            "VIPForwarding", "VIPNFTables", "VIPLink", "VIPEtcdStore", "VIPClient", "VIPController",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "VIPModelTests", dependencies: ["VIPModel"]),
         .testTarget(name: "VIPManifestTests", dependencies: ["VIPManifest", .product(name: "Yams", package: "Yams")]),

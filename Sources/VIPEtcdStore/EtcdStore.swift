@@ -16,8 +16,8 @@ public final class EtcdStore: Store {
     public let maxOperationsPerTransaction: Int
 
     public init(_ configuration: EtcdConfiguration, pageSize: Int64 = 1000,
-                logger: Logger = Logger(label: "metalvip.etcd")) throws {
-        transport = try EtcdTransport(configuration: configuration)
+                logger: Logger = Logger(label: "metalvip.etcd"), connections: EtcdConnections = .shared) throws {
+        transport = try EtcdTransport(configuration: configuration, connections: connections)
         keys = EtcdKeys(prefix: configuration.prefix)
         name = "etcd:" + configuration.endpoints.map(\.description).joined(separator: ",") + configuration.prefix
         self.pageSize = pageSize

@@ -7,6 +7,29 @@ import NIOSSL
 import Synchronization
 import VIPStore
 
+/// The HTTP connections stores talk to etcd over. A process shares one pool (`shared`). An in-process fleet
+/// (the bench's N speakers) gives each speaker its own, as separate processes have: one pool caps its
+/// connections per member, and every watch holds one open for as long as it runs.
+public final class EtcdConnections: Sendable {
+    let client: HTTPClient
+
+    /// The process's pool, never shut down: stores live as long as the process, and a client must not be
+    /// dropped unshut.
+    public static let shared = EtcdConnections()
+
+    /// A pool of its own; call `shutdown()` once no store uses it any more. Connect failures fail fast
+    /// instead of retrying until the deadline.
+    public init() {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .milliseconds(500))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    public func shutdown() async throws { try await client.shutdown() }
+}
+
 /// Sends gateway requests to one member at a time and moves to the next when a member cannot be
 /// reached, so a dead member costs one failed connect, not a timeout. Also keeps the auth token.
 final class EtcdTransport: Sendable {
@@ -23,18 +46,11 @@ final class EtcdTransport: Sendable {
     }
     private let state = Mutex(State())
 
-    /// One client for the process, never shut down: stores live as long as the process, and a client
-    /// must not be dropped unshut. Connect failures fail fast instead of retrying until the deadline.
-    private static let client: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .milliseconds(500))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        configuration.connectionPool.retryConnectionEstablishment = false
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+    private let connections: EtcdConnections
 
-    init(configuration: EtcdConfiguration) throws {
+    init(configuration: EtcdConfiguration, connections: EtcdConnections) throws {
         self.configuration = configuration
+        self.connections = connections
         tlsConfiguration = try configuration.tls.map(Self.makeTLS)
     }
 
@@ -102,7 +118,7 @@ final class EtcdTransport: Sendable {
         do {
             var request = try await makeRequest(path, body, to: endpoint)
             request.headers.add(name: "Accept", value: "application/json")
-            let response = try await Self.client.execute(request, deadline: .distantFuture)
+            let response = try await connections.client.execute(request, deadline: .distantFuture)
             return (response, endpoint)
         } catch let error as StoreError {
             throw error
@@ -137,7 +153,7 @@ final class EtcdTransport: Sendable {
         authenticated: Bool = true
     ) async throws -> (HTTPResponseStatus, Data) {
         let request = try await makeRequest(path, body, to: endpoint, authenticated: authenticated)
-        let response = try await Self.client.execute(request, timeout: .init(deadline))
+        let response = try await connections.client.execute(request, timeout: .init(deadline))
         let buffer = try await response.body.collect(upTo: 64 << 20)
         return (response.status, Data(buffer.readableBytesView))
     }

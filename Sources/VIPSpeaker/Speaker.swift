@@ -117,9 +117,7 @@ public actor Speaker {
                     }
                 }
             }
-            for prefix in Self.objectPrefixes + [Keyspace.claimsPrefix, Keyspace.nodeLeasesPrefix] {
-                group.addTask { await self.watchLoop(prefix) }
-            }
+            group.addTask { await self.watchLoop() }
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: self.settings.resyncInterval)
@@ -191,6 +189,7 @@ public actor Speaker {
             myLeaseRevision = revision
             if table.renewed(until: startedAt + settings.leaseDuration, now: now) {
                 logger.warning("node lease lapsed; claims are re-proven before answering again")
+                Counter(label: "metalvip_lease_lapses_total", dimensions: [("component", "speaker")]).increment()
                 confirmed.removeAll()
                 // This node could not see the store either: the others' leases only look unchanged. Give each
                 // a full duration from now, so owners re-prove their claims instead of losing them to a race.
@@ -233,54 +232,76 @@ public actor Speaker {
 
     // MARK: watching
 
-    /// List, then watch from the listing's revision; re-list when the store compacted past it. While the
-    /// store is unreachable the last view stands (the lease fence keeps answers safe) and retries back off.
-    private func watchLoop(_ prefix: String) async {
+    /// What a key under the speaker's single watch is to it. Everything else (events/, leases/controller)
+    /// is dropped by prefix, before any decoding.
+    enum WatchedKind: Equatable {
+        case claim, nodeLease, object
+    }
+
+    static func watchedKind(of key: String) -> WatchedKind? {
+        // Byte-wise, as the stores match prefixes (and cheaper than `hasPrefix`, which compares characters).
+        func under(_ prefix: String) -> Bool { key.utf8.starts(with: prefix.utf8) }
+        if under(Keyspace.claimsPrefix) { return .claim }
+        if under(Keyspace.nodeLeasesPrefix) { return .nodeLease }
+        return objectPrefixes.contains(where: under) ? .object : nil
+    }
+
+    /// List, then one watch over the whole keyspace from the listing's revision; re-list when the store
+    /// compacted past it. One stream per speaker, not one per prefix: on etcd each is a connection held
+    /// open on the member, which is what a fleet pays for. While the store is unreachable the last view
+    /// stands (the lease fence keeps answers safe) and retries back off.
+    ///
+    /// The listing reads only the two prefixes kept in memory, node leases first and claims second, and
+    /// the watch starts after the first listing's revision: nothing is missed, and what the claim listing
+    /// already holds comes again only as claims at a revision already known, which `absorbClaim` ignores.
+    /// Objects are not listed: a (re)listing marks them dirty and the next pass reloads the snapshot.
+    private func watchLoop() async {
         var after: Revision = 0
-        var first = true
+        var listed = false
         var backoff = Backoff(first: .milliseconds(100))
         while !Task.isCancelled {
             do {
-                if first || after == 0 {
-                    let listing = try await store.list(prefix: prefix)
-                    if backoff.isRetrying { logger.info("watch on \(prefix) recovered; re-listed at revision \(listing.revision)") }
+                if !listed {
+                    let leases = try await store.list(prefix: Keyspace.nodeLeasesPrefix)
+                    let claimListing = try await store.list(prefix: Keyspace.claimsPrefix)
+                    if backoff.isRetrying { logger.info("watch recovered; re-listed at revision \(leases.revision)") }
                     backoff.reset()
-                    absorb(listing: listing, prefix: prefix)
-                    after = listing.revision
-                    first = false
+                    absorb(leases: leases, claims: claimListing)
+                    after = leases.revision
+                    listed = true
                 }
-                for try await event in store.watch(prefix: prefix, after: after) {
+                for try await event in store.watch(prefix: "", after: after) {
                     after = max(after, event.revision)
-                    absorb(event: event, prefix: prefix)
+                    absorb(event: event)
                 }
                 backoff.reset()  // ended without an error: watch again soon, from where it stopped
             } catch StoreError.compacted {
-                first = true
+                listed = false
                 continue
             } catch {
-                if !backoff.isRetrying { logger.warning("watch on \(prefix) failed: \(error); keeping the last view, retrying with backoff") }
-                first = true
+                if !backoff.isRetrying { logger.warning("watch failed: \(error); keeping the last view, retrying with backoff") }
+                listed = false
             }
             try? await Task.sleep(for: backoff.next())
         }
     }
 
-    private func absorb(listing: Listing, prefix: String) {
-        switch prefix {
-        case Keyspace.claimsPrefix:
-            claims = [:]
-            for record in listing.records { absorbClaim(key: record.key, record: record) }
-        case Keyspace.nodeLeasesPrefix:
-            for record in listing.records { absorbNodeLease(key: record.key, record: record) }
-        default:
-            objectsDirty = true
-        }
-        poke()
+    /// A (re)listing: the claims replace the cached ones, the node leases are observed, and the objects
+    /// may have changed unseen.
+    private func absorb(leases: Listing, claims claimListing: Listing) {
+        for record in leases.records { absorbNodeLease(key: record.key, record: record) }
+        claims = [:]
+        for record in claimListing.records { absorbClaim(key: record.key, record: record) }
+        watchListings += 1
+        markDirty()
     }
 
-    private func absorb(event: WatchEvent, prefix: String) {
-        switch prefix {
-        case Keyspace.claimsPrefix:
+    /// How many times the watch (re)listed: once at start, once more after each compaction or watch error.
+    public private(set) var watchListings = 0
+
+    private func absorb(event: WatchEvent) {
+        switch Self.watchedKind(of: event.key) {
+        case .claim?:
             var changed = false
             switch event {
             case .put(let record): changed = absorbClaim(key: record.key, record: record)
@@ -293,7 +314,7 @@ public actor Speaker {
             }
             // This node's own writes are folded in at commit: their echo changes nothing and starts no pass.
             if changed { poke() }
-        case Keyspace.nodeLeasesPrefix:
+        case .nodeLease?:
             let key = event.key
             let node = String(key.dropFirst(Keyspace.nodeLeasesPrefix.count))
             guard node != settings.node else { return }
@@ -314,8 +335,10 @@ public actor Speaker {
                 if isLive { liveAtLastCheck.insert(node) } else { liveAtLastCheck.remove(node) }
                 poke()
             }
-        default:
+        case .object?:
             markDirty()
+        case nil:
+            return  // events/, leases/controller and anything else: not the speaker's business
         }
     }
 

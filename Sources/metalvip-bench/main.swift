@@ -15,6 +15,7 @@ let sections: [any BenchmarkSection] = [
     DatapathBenchmark(),
     TrafficBenchmark(),
     ScaleBenchmark(),
+    FleetBenchmark(),
 ]
 
 let requested = Set(CommandLine.arguments.dropFirst())

@@ -79,4 +79,79 @@ import VIPStore
         #expect(vips.compactMap(IPAddress.init).allSatisfy { lab.answering($0) == [0] })
         await lab.stopAll()
     }
+
+    @Test func oneWatchCoversTheKeyspaceAndKeysOutsideTheSpeakersStartNoPass() async throws {
+        let vips = ["192.0.2.10", "192.0.2.11"]
+        let lab = try await SpeakerLab(vips: vips) { $0.resyncInterval = .seconds(3600) }
+        lab.start(0)
+        let before = try await settle(lab, vips: vips.compactMap(IPAddress.init))
+        #expect(lab.stores[0].watches.withLock { $0.map(\.prefix) } == [""], "one watch, over the whole keyspace")
+
+        // Move history and the controller's lease live under the same watch; 40 writes of each start nothing.
+        for index in 0..<40 {
+            try await lab.store.put(Keyspace.events(of: ObjectKey(.service, namespace: "default", name: "svc-0")), Data("{}".utf8))
+            try await lab.store.put(Keyspace.controllerLease, Data("not a lease \(index)".utf8))
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        let afterUnrelated = await lab.speakers[0].decisionPasses
+        #expect(afterUnrelated == before, "keys outside the speaker's started \(afterUnrelated - before) passes")
+
+        // A service written again is an object change on that same watch: one pass.
+        let service = try #require(try await lab.store.get("services/default/svc-0"))
+        try await lab.store.put(service.key, service.value)
+        try await Task.sleep(for: .milliseconds(400))
+        let afterObject = await lab.speakers[0].decisionPasses
+        #expect(afterObject == before + 1, "an object change started \(afterObject - before) passes, not one")
+        #expect(lab.stores[0].watches.withLock { $0.count } == 1)
+        await lab.stopAll()
+    }
+
+    /// The watch ends as a compaction (or a lost connection) ends it, and a claim is deleted behind the
+    /// speaker's back right then: it re-lists, watches again from exactly the new listing's revision, takes
+    /// the lost claim back, and rewrites none of the claims it still holds.
+    @Test(arguments: [StoreError.compacted(requested: 1, oldestAvailable: 2), StoreError.unavailable("cut by the test")])
+    func theWatchRelistsAndResumesWithoutLosingOrRepeatingAClaim(_ cut: StoreError) async throws {
+        let vips = ["192.0.2.10", "192.0.2.11", "192.0.2.12"].compactMap(IPAddress.init)
+        let lab = try await SpeakerLab(vips: vips.map(\.description)) { $0.resyncInterval = .seconds(3600) }
+        lab.start(0)
+        _ = try await settle(lab, vips: vips)
+        let store = lab.stores[0]
+        #expect(await lab.speakers[0].watchListings == 1)
+        func claim(_ address: IPAddress) async throws -> (node: String, revision: Revision)? {
+            guard let record = try await lab.store.get(ClaimPlanner.claimKey(address)) else { return nil }
+            return (try RecordCoding.decode(Claim.self, from: record.value).node, record.modRevision)
+        }
+        let kept = [vips[0], vips[2]]
+        var keptBefore: [Revision] = []
+        for address in kept { keptBefore.append(try #require(try await claim(address)).revision) }
+        let listedBefore = store.listings.withLock { $0.count }
+
+        #expect(store.cutWatches(with: cut) == 1, "exactly one watch was open")
+        let deleted = try await lab.store.delete(ClaimPlanner.claimKey(vips[1]))
+        if case .compacted = cut { try await lab.store.compact(through: deleted) }
+
+        // Bounded: the lost claim comes back within a few seconds.
+        var retaken: (node: String, revision: Revision)?
+        for _ in 0..<250 {
+            if let now = try await claim(vips[1]), now.revision > deleted {
+                retaken = now
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(retaken?.node == "node-a", "the claim deleted while the watch was down was never taken back")
+        _ = try await settle(lab, vips: vips)
+        #expect(await lab.speakers[0].watchListings == 2)
+        // The watch's own listings (the snapshot reload lists the object prefixes through the same store).
+        let relisted = store.listings.withLock { $0 }.dropFirst(listedBefore)
+            .filter { [Keyspace.nodeLeasesPrefix, Keyspace.claimsPrefix].contains($0.prefix) }
+        #expect(relisted.map(\.prefix) == [Keyspace.nodeLeasesPrefix, Keyspace.claimsPrefix])
+        let watches = store.watches.withLock { $0 }
+        #expect(watches.map(\.prefix) == ["", ""])
+        #expect(watches.last?.revision == relisted.first?.revision, "the watch resumed at the listing's revision")
+        var keptAfter: [Revision] = []
+        for address in kept { keptAfter.append(try #require(try await claim(address)).revision) }
+        #expect(keptAfter == keptBefore, "claims the speaker still held were written again")
+        await lab.stopAll()
+    }
 }

@@ -12,10 +12,21 @@ import VIPModel
 import VIPSpeaker
 import VIPStore
 
-/// A store that can be cut off, as a partitioned or frozen node sees it.
+/// A store that can be cut off, as a partitioned or frozen node sees it. It also records the listings and
+/// watches asked of it, and can end the open watches as a compaction or a lost connection would.
 final class SeverableStore: Store {
+    /// One `list` or `watch` call: the prefix, and the listing's revision or the watch's start.
+    struct Call: Sendable, Equatable {
+        var prefix: String
+        var revision: Revision
+    }
+
     let inner: any Store
     let severed = Atomic<Bool>(false)
+    let listings = Mutex<[Call]>([])
+    let watches = Mutex<[Call]>([])
+    private let open = Mutex<[Int: AsyncThrowingStream<WatchEvent, Error>.Continuation]>([:])
+    private let serial = Atomic<Int>(0)
 
     init(_ inner: any Store) { self.inner = inner }
 
@@ -26,14 +37,47 @@ final class SeverableStore: Store {
     }
 
     func get(_ key: String) async throws -> Record? { try check(); return try await inner.get(key) }
-    func list(prefix: String) async throws -> Listing { try check(); return try await inner.list(prefix: prefix) }
+    func list(prefix: String) async throws -> Listing {
+        try check()
+        let listing = try await inner.list(prefix: prefix)
+        listings.withLock { $0.append(Call(prefix: prefix, revision: listing.revision)) }
+        return listing
+    }
     func commit(_ transaction: Transaction) async throws -> Revision { try check(); return try await inner.commit(transaction) }
     func compact(through revision: Revision) async throws { try check(); try await inner.compact(through: revision) }
     func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
         if severed.load(ordering: .relaxed) {
             return AsyncThrowingStream { $0.finish(throwing: StoreError.unavailable("severed by the test")) }
         }
-        return inner.watch(prefix: prefix, after: after)
+        watches.withLock { $0.append(Call(prefix: prefix, revision: after)) }
+        let inner = inner.watch(prefix: prefix, after: after)
+        let id = serial.add(1, ordering: .relaxed).newValue
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: WatchEvent.self)
+        let forward = Task {
+            do {
+                for try await event in inner { continuation.yield(event) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        open.withLock { $0[id] = continuation }
+        continuation.onTermination = { [self] _ in
+            forward.cancel()
+            _ = open.withLock { $0.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    /// Ends every open watch with `error`; returns how many there were.
+    @discardableResult
+    func cutWatches(with error: StoreError) -> Int {
+        let cut = open.withLock { open in
+            defer { open.removeAll() }
+            return Array(open.values)
+        }
+        for continuation in cut { continuation.finish(throwing: error) }
+        return cut.count
     }
 }
 

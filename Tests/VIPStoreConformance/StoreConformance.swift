@@ -24,6 +24,7 @@ public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringCo
     case multiOperationAtomicity
     case deleteLeavesTombstoneForWatchOnly
     case watchBacklogThenLive
+    case watchWholeKeyspace
     case watchFromCompactedRevision
     case revisionsStrictlyIncrease
     case watchNeverRepeatsOrGoesBack
@@ -41,6 +42,7 @@ public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringCo
         case .multiOperationAtomicity: try await Self.multiOperationAtomicity(store)
         case .deleteLeavesTombstoneForWatchOnly: try await Self.deleteLeavesTombstoneForWatchOnly(store)
         case .watchBacklogThenLive: try await Self.watchBacklogThenLive(store)
+        case .watchWholeKeyspace: try await Self.watchWholeKeyspace(store)
         case .watchFromCompactedRevision: try await Self.watchFromCompactedRevision(store)
         case .revisionsStrictlyIncrease: try await Self.revisionsStrictlyIncrease(store)
         case .watchNeverRepeatsOrGoesBack: try await Self.watchNeverRepeatsOrGoesBack(store)
@@ -197,6 +199,39 @@ public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringCo
         ])
         #expect(await probe.settle().count == 5)
         probe.cancel()
+    }
+
+    /// A watch over the empty prefix carries every key, whatever its first segment, backlog and live, in
+    /// revision order: what a speaker's single watch relies on.
+    static func watchWholeKeyspace(_ store: any Store) async throws {
+        let start = try await store.put("claims/192.0.2.1", data("a"))
+        let lease = try await store.put("leases/nodes/n1", data("l"))
+        let event = try await store.put("events/ns/web", data("e"))
+        let deleted = try await store.delete("claims/192.0.2.1")
+
+        let probe = WatchProbe(store.watch(prefix: "", after: start))
+        let backlog = await probe.waitForEvents(3)
+        #expect(backlog.map(\.revision) == [lease, event, deleted])
+        #expect(backlog.map(\.key) == ["leases/nodes/n1", "events/ns/web", "claims/192.0.2.1"])
+        #expect(backlog.last == .delete(key: "claims/192.0.2.1", revision: deleted))
+
+        let service = try await store.put("services/ns/web", data("s"))
+        let top = try await store.put("toplevel", data("t"), durability: .volatile)
+        let both = try await store.commit(Transaction(operations: [
+            .put(key: "assignments/ns/web", value: data("x")), .put(key: "leases/controller", value: data("c")),
+        ]))
+        let live = await probe.waitForEvents(7)
+        #expect(live.count == 7)
+        #expect(Array(live.dropFirst(3)) == [
+            .put(Record(key: "services/ns/web", value: data("s"), createRevision: service, modRevision: service)),
+            .put(Record(key: "toplevel", value: data("t"), createRevision: top, modRevision: top)),
+            .put(Record(key: "assignments/ns/web", value: data("x"), createRevision: both, modRevision: both)),
+            .put(Record(key: "leases/controller", value: data("c"), createRevision: both, modRevision: both)),
+        ])
+        #expect(await probe.settle().count == 7)
+        probe.cancel()
+        #expect(try await store.list(prefix: "").records.map(\.key)
+                == ["assignments/ns/web", "events/ns/web", "leases/controller", "leases/nodes/n1", "services/ns/web", "toplevel"])
     }
 
     static func watchFromCompactedRevision(_ store: any Store) async throws {
