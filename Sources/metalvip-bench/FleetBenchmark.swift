@@ -363,14 +363,7 @@ struct EtcdProcess {
     }
 
     /// utime + stime from /proc/PID/stat, in seconds.
-    func cpuSeconds() -> Double? {
-        guard let pid, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, utime 14 and stime 15 (1-based), so 11 and 12 here.
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
+    func cpuSeconds() -> Double? { pid.flatMap(ResourceUsage.cpuSeconds(of:)) }
 }
 
 /// Records the renewal timer's samples and the lease counters; every other metric goes nowhere.

@@ -111,32 +111,14 @@ struct ScaleBenchmark: BenchmarkSection {
         }
         try await Task.sleep(for: .seconds(3))
         let pids = (1...3).compactMap { lab.process("n\($0)")?.processIdentifier }
-        let before = pids.map(Self.cpuTicks)
+        let before = pids.map { ResourceUsage.cpuSeconds(of: $0) ?? 0 }
         try await Task.sleep(for: .seconds(idleSeconds))
-        let after = pids.map(Self.cpuTicks)
-        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
-        let busiest = zip(before, after).map { Double($1 - $0) / ticksPerSecond / idleSeconds * 100 }.max() ?? 0
-        let rss = pids.map(Self.residentMiB).max() ?? 0
+        let after = pids.map { ResourceUsage.cpuSeconds(of: $0) ?? 0 }
+        let busiest = zip(before, after).map { ($1 - $0) / idleSeconds * 100 }.max() ?? 0
+        let rss = pids.compactMap(ResourceUsage.residentMiB(of:)).max() ?? 0
         let lapses = (1...3).map { lab.log("n\($0)").components(separatedBy: "node lease lapsed").count - 1 }.reduce(0, +)
         return [backend.rawValue, "\(count)", claimed.map { Table.format(Double($0 - started) / 1e9, digits: 2) } ?? "not all in 180 s",
                 Table.format(busiest, digits: 2), Table.format(rss, digits: 1), "\(lapses)"]
-    }
-
-    /// utime + stime of a process, in clock ticks.
-    static func cpuTicks(_ pid: Int32) -> Int {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After "pid (comm)": state is field 3, utime 14 and stime 15.
-        guard fields.count > 12 else { return 0 }
-        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
-    }
-
-    static func residentMiB(_ pid: Int32) -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
-        return kilobytes / 1024
     }
 
     // MARK: helpers
