@@ -44,7 +44,7 @@ public struct ClusterSnapshot: Sendable {
     public var problems: [String] = []
     /// The newest store revision seen while loading; watching from the lowest listing revision misses nothing.
     public var revision: Revision = 0
-    /// The decoded records of the load in progress, and of the one before.
+    /// The decoded records of the load in progress, and of the one before; nil once the load has returned.
     var cache: SnapshotCache.Entries?
 
     public init() {}
@@ -56,7 +56,6 @@ public struct ClusterSnapshot: Sendable {
                             cache: SnapshotCache? = nil) async throws -> ClusterSnapshot {
         var snapshot = ClusterSnapshot()
         snapshot.cache = cache?.startingLoad()
-        defer { if let cache, let used = snapshot.cache { cache.finishLoad(used) } }
         var revisions: [Revision] = []
         func listing(_ prefix: String) async throws -> Listing {
             let listing = try await store.list(prefix: prefix)
@@ -81,6 +80,10 @@ public struct ClusterSnapshot: Sendable {
         }
         snapshot.sort()
         snapshot.revision = revisions.min() ?? 0
+        // The load's state goes back to the cache, not out with the snapshot: a speaker keeps its snapshot, and
+        // with it held two generations of decoded records. A load that fails leaves the cache as it was.
+        if let cache, let used = snapshot.cache { cache.finishLoad(used) }
+        snapshot.cache = nil
         return snapshot
     }
 
