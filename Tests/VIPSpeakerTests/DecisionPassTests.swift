@@ -126,9 +126,13 @@ import VIPStore
         for address in kept { keptBefore.append(try #require(try await claim(address)).revision) }
         let listedBefore = store.listings.withLock { $0.count }
 
+        // The re-list waits until the delete (and the compaction) is done: otherwise it may list first, and
+        // the compaction then ends its new watch too (a third listing, correct, but not this test's case).
+        store.listingsHeld.store(true, ordering: .relaxed)
         #expect(store.cutWatches(with: cut) == 1, "exactly one watch was open")
         let deleted = try await lab.store.delete(ClaimPlanner.claimKey(vips[1]))
         if case .compacted = cut { try await lab.store.compact(through: deleted) }
+        store.listingsHeld.store(false, ordering: .relaxed)
 
         // Bounded: the lost claim comes back within a few seconds.
         var retaken: (node: String, revision: Revision)?

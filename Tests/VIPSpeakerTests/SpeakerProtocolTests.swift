@@ -23,6 +23,8 @@ final class SeverableStore: Store {
 
     let inner: any Store
     let severed = Atomic<Bool>(false)
+    /// While set, only `list` fails: a test holds a re-list back until it has changed the store behind it.
+    let listingsHeld = Atomic<Bool>(false)
     let listings = Mutex<[Call]>([])
     let watches = Mutex<[Call]>([])
     private let open = Mutex<[Int: AsyncThrowingStream<WatchEvent, Error>.Continuation]>([:])
@@ -39,6 +41,7 @@ final class SeverableStore: Store {
     func get(_ key: String) async throws -> Record? { try check(); return try await inner.get(key) }
     func list(prefix: String) async throws -> Listing {
         try check()
+        if listingsHeld.load(ordering: .relaxed) { throw StoreError.unavailable("listing held by the test") }
         let listing = try await inner.list(prefix: prefix)
         listings.withLock { $0.append(Call(prefix: prefix, revision: listing.revision)) }
         return listing
