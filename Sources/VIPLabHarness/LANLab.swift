@@ -159,6 +159,58 @@ public final class LANLab: @unchecked Sendable {
         processes.signal("n\(node)", signal)
     }
 
+    /// Stops the node's speaker with SIGSTOP at a moment it is, or is not, inside a write to the directory
+    /// store. The two are different faults: a writer stopped while it holds the store's `flock` stalls every
+    /// writer of that store until it resumes, so nobody can take its VIPs. Without a directory store the
+    /// speaker is stopped at once. Throws if the wanted moment did not come within about 5 s.
+    public func pause(node: Int, insideStoreWrite: Bool) async throws {
+        guard let pid = process("n\(node)")?.processIdentifier else { throw LabError("no speaker n\(node)") }
+        guard etcd == nil else {
+            kill(pid, SIGSTOP)
+            return
+        }
+        var lockFile = stat()
+        guard stat(store + "/.meta/lock", &lockFile) == 0 else { throw LabError("no write lock in \(store)") }
+        let inode = UInt64(lockFile.st_ino)
+        let caught: Bool = await withCheckedContinuation { continuation in
+            Thread {
+                // Bounded: each attempt stops the speaker for well under a millisecond, then lets it run a little.
+                for attempt in 0..<5000 {
+                    kill(pid, SIGSTOP)
+                    guard Self.waitUntilStopped(pid) else { break }
+                    if Self.holdsFlock(pid: pid, inode: inode) == insideStoreWrite { return continuation.resume(returning: true) }
+                    kill(pid, SIGCONT)
+                    usleep(UInt32(200 + attempt % 7 * 150))
+                }
+                kill(pid, SIGCONT)
+                continuation.resume(returning: false)
+            }.start()
+        }
+        guard caught else { throw LabError("n\(node) was never stopped \(insideStoreWrite ? "inside" : "outside") a store write") }
+    }
+
+    /// Polls /proc/PID/stat (bounded, about 100 ms) until the process shows as stopped ("T").
+    private static func waitUntilStopped(_ pid: Int32) -> Bool {
+        for _ in 0..<1000 {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            if stat[close...].dropFirst(2).first == "T" { return true }
+            usleep(100)
+        }
+        return false
+    }
+
+    /// Whether /proc/locks shows `pid` holding (not waiting for) a flock on the file with this inode.
+    private static func holdsFlock(pid: Int32, inode: UInt64) -> Bool {
+        guard let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return false }
+        // "1: FLOCK  ADVISORY  WRITE 4242 08:01:131074 0 EOF"; waiters carry "->" after the number.
+        return locks.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            guard fields.count >= 6, fields[1] == "FLOCK", fields[4] == "\(pid)" else { return false }
+            return fields[5].split(separator: ":").last == "\(inode)"
+        }
+    }
+
     /// Cuts the node's link at the bridge, as a dead machine's link would go.
     public func cutLink(node: Int) async throws { try await setBridgePort(node: node, up: false) }
 

@@ -37,8 +37,9 @@ import VIPLabHarness
     @Test(arguments: LabStore.allCases)
     func aPausedOwnerIsSilentAfterItsDeadlineAndAfterSIGCONT(on store: LabStore) async throws {
         let (lab, owner) = try await ready(on: store)
+        // Outside a store write: a speaker stopped inside one stalls the directory store (the test below).
         let (report, stoppedAt) = try await lab.probe([vip], durationMs: 4000, faultAfterMs: 700) {
-            lab.signal(node: owner, SIGSTOP)
+            try await lab.pause(node: owner, insideStoreWrite: false)
             try await Task.sleep(for: .milliseconds(1500))
             lab.signal(node: owner, SIGCONT)
         }
@@ -48,6 +49,30 @@ import VIPLabHarness
         #expect(first.atNs - stoppedAt < 1_500_000_000)
         // Back from SIGCONT, the owner may win the VIP back, but only after the taker let go: every change of
         // hands is a clean transition, and no request was ever answered by two MACs (checked above).
+        for transition in target.transitions { #expect(transition.silenceNs > 0) }
+    }
+
+    /// The directory store's limit: its writers share one `flock`, so an owner stopped while it holds it
+    /// stops every renewal and claim until SIGCONT. Nobody can take its VIPs; what must hold is that nobody
+    /// answers twice, and that service comes back once the owner runs again.
+    @Test func anOwnerPausedInsideAStoreWriteStallsTheDirectoryStoreButNeverDoubleAnswers() async throws {
+        let (lab, owner) = try await ready(on: .file)
+        var resumedAt: Int64 = 0
+        let (report, stoppedAt) = try await lab.probe([vip], durationMs: 4000, faultAfterMs: 700) {
+            try await lab.pause(node: owner, insideStoreWrite: true)
+            try await Task.sleep(for: .milliseconds(1500))
+            resumedAt = monotonicNanoseconds()
+            lab.signal(node: owner, SIGCONT)
+        }
+        let target = try checked(report.targets[vip], lab)
+        // Nobody could renew or claim behind the stopped writer: no other node answered while it was stopped.
+        for (mac, first) in target.firstReplyNs where lab.node(ofMAC: mac) != owner {
+            #expect(first > resumedAt, "n\(lab.node(ofMAC: mac) ?? 0) answered while the store was stalled")
+        }
+        let ownerMAC = try #require(lab.macs[owner])
+        #expect(target.firstReplyNs[ownerMAC].map { $0 < stoppedAt } == true, "the owner answered before it was stopped")
+        let answeredAgain = target.lastReplyNs.values.contains { $0 > resumedAt }
+        #expect(answeredAgain, "the VIP is answered again after SIGCONT")
         for transition in target.transitions { #expect(transition.silenceNs > 0) }
     }
 
