@@ -22,7 +22,7 @@ public actor Speaker {
         public var renewInterval: Duration = .milliseconds(50)
         /// Offsets of the unsolicited announcements after taking a VIP.
         public var announcementSchedule: [Duration] = [.zero, .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(2)]
-        /// Full reconcile even without changes.
+        /// A full decision pass even without changes, built from memory: the watch keeps the objects current.
         public var resyncInterval: Duration = .seconds(10)
 
         public init(node: String, interfaces: [String], labels: [String: String] = [:]) {
@@ -74,7 +74,9 @@ public actor Speaker {
     private var unservable: Set<ObjectKey> = []
     /// The move and health history, written batched in the background.
     private let events: ServiceEventWriter
-    /// A reload (any object change, and the periodic resync) decodes only the records that changed.
+    /// The objects and assignments, kept by the watch: a pass builds its snapshot from memory, never from the store.
+    private var mirror = RecordMirror(prefixes: Speaker.objectPrefixes)
+    /// A rebuild (any object change, and the periodic resync) decodes only the records that changed.
     private let snapshotCache = SnapshotCache()
 
     public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,
@@ -251,10 +253,9 @@ public actor Speaker {
     /// open on the member, which is what a fleet pays for. While the store is unreachable the last view
     /// stands (the lease fence keeps answers safe) and retries back off.
     ///
-    /// The listing reads only the two prefixes kept in memory, node leases first and claims second, and
-    /// the watch starts after the first listing's revision: nothing is missed, and what the claim listing
-    /// already holds comes again only as claims at a revision already known, which `absorbClaim` ignores.
-    /// Objects are not listed: a (re)listing marks them dirty and the next pass reloads the snapshot.
+    /// The listing reads node leases first, then claims, then the objects into a fresh mirror, and the
+    /// watch starts after the first listing's revision: nothing is missed, and what a listing already
+    /// holds comes again only at a revision already known, which `absorbClaim` and the mirror ignore.
     private func watchLoop() async {
         var after: Revision = 0
         var listed = false
@@ -264,9 +265,11 @@ public actor Speaker {
                 if !listed {
                     let leases = try await store.list(prefix: Keyspace.nodeLeasesPrefix)
                     let claimListing = try await store.list(prefix: Keyspace.claimsPrefix)
+                    var objects = RecordMirror(prefixes: Self.objectPrefixes)
+                    for prefix in Self.objectPrefixes { objects.replace(prefix: prefix, with: try await store.list(prefix: prefix)) }
                     if backoff.isRetrying { logger.info("watch recovered; re-listed at revision \(leases.revision)") }
                     backoff.reset()
-                    absorb(leases: leases, claims: claimListing)
+                    absorb(leases: leases, claims: claimListing, objects: objects)
                     after = leases.revision
                     listed = true
                 }
@@ -286,12 +289,12 @@ public actor Speaker {
         }
     }
 
-    /// A (re)listing: the claims replace the cached ones, the node leases are observed, and the objects
-    /// may have changed unseen.
-    private func absorb(leases: Listing, claims claimListing: Listing) {
+    /// A (re)listing: the claims and the objects replace the cached ones, and the node leases are observed.
+    private func absorb(leases: Listing, claims claimListing: Listing, objects: RecordMirror) {
         for record in leases.records { absorbNodeLease(key: record.key, record: record) }
         claims = [:]
         for record in claimListing.records { absorbClaim(key: record.key, record: record) }
+        mirror = objects
         watchListings += 1
         markDirty()
     }
@@ -336,7 +339,7 @@ public actor Speaker {
                 poke()
             }
         case .object?:
-            markDirty()
+            if mirror.apply(event) { markDirty() }
         case nil:
             return  // events/, leases/controller and anything else: not the speaker's business
         }
@@ -450,24 +453,18 @@ public actor Speaker {
         decisionPasses += 1
         let started = MonotonicInstant.now()
         defer { logger.trace("reconciled in \((MonotonicInstant.now() - started).nanosecondsClamped / 1000) µs") }
-        do {
-            if objectsDirty || snapshot == nil {
-                objectsDirty = false
-                let loaded = try await ClusterSnapshot.load(from: store, events: false, cache: snapshotCache)
-                // A resync that finds every record as it was keeps the plans and the rules: at 10k VIPs new
-                // plans cost a long pass, for nothing.
-                if snapshot == nil || snapshotCache.lastLoadChanged {
-                    snapshot = loaded
-                    snapshotLoads += 1
-                    inputs = ForwardingInputs(loaded)
-                    forwardingDirty = true
-                    await Task.yield()
-                }
+        if objectsDirty || snapshot == nil, mirror.isComplete {
+            objectsDirty = false
+            let assembled = ClusterSnapshot.assemble(from: mirror, cache: snapshotCache)
+            // A resync that finds every record as it was keeps the plans and the rules: at 10k VIPs new
+            // plans cost a long pass, for nothing.
+            if snapshot == nil || snapshotCache.lastLoadChanged {
+                snapshot = assembled
+                snapshotLoads += 1
+                inputs = ForwardingInputs(assembled)
+                forwardingDirty = true
+                await Task.yield()
             }
-        } catch {
-            objectsDirty = true
-            logger.warning("cannot read the store: \(error)")
-            return
         }
         // Rules first and whatever the lease says: every node programs every VIP it may carry, so a takeover
         // needs only the ARP/NDP move.

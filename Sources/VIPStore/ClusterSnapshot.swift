@@ -78,13 +78,31 @@ public struct ClusterSnapshot: Sendable {
                 snapshot.events[service] = StoredValue(value: events, record: record)
             }
         }
-        snapshot.sort()
         snapshot.revision = revisions.min() ?? 0
+        snapshot.finish(cache)
+        return snapshot
+    }
+
+    /// The objects and assignments a mirror holds (no events), without reading the store.
+    public static func assemble(from mirror: RecordMirror, cache: SnapshotCache? = nil) -> ClusterSnapshot {
+        var snapshot = ClusterSnapshot()
+        snapshot.cache = cache?.startingLoad()
+        snapshot.problems = mirror.skippedEntries.map { "skipped \($0.name): \($0.reason)" }
+        for kind in Kind.allCases {
+            for record in mirror.records(under: Keyspace.prefix(of: kind)) { snapshot.add(record, kind: kind) }
+        }
+        for record in mirror.records(under: Keyspace.assignmentsPrefix) { snapshot.addAssignment(record) }
+        snapshot.revision = mirror.revision
+        snapshot.finish(cache)
+        return snapshot
+    }
+
+    private mutating func finish(_ cache: SnapshotCache?) {
+        sort()
         // The load's state goes back to the cache, not out with the snapshot: a speaker keeps its snapshot, and
         // with it held two generations of decoded records. A load that fails leaves the cache as it was.
-        if let cache, let used = snapshot.cache { cache.finishLoad(used) }
-        snapshot.cache = nil
-        return snapshot
+        if let cache, let used = self.cache { cache.finishLoad(used) }
+        self.cache = nil
     }
 
     /// Only the named objects (with each service's assignment), by point reads, and the pools: what
@@ -103,9 +121,11 @@ public struct ClusterSnapshot: Sendable {
         return snapshot
     }
 
+    /// Total orders, so a snapshot does not depend on the order records were read in (a listing is by key,
+    /// a mirror in no order): same-named pools and advertisements go by namespace, as their keys would.
     private mutating func sort() {
-        pools.sort { $0.resource.name < $1.resource.name }
-        advertisements.sort { $0.resource.name < $1.resource.name }
+        pools.sort { ($0.resource.name, $0.resource.meta.namespace) < ($1.resource.name, $1.resource.meta.namespace) }
+        advertisements.sort { ($0.resource.name, $0.resource.meta.namespace) < ($1.resource.name, $1.resource.meta.namespace) }
         endpointSlices.sort { $0.resource.key < $1.resource.key }
         endpoints.sort { $0.resource.key < $1.resource.key }
         services.sort {

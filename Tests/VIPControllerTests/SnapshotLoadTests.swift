@@ -104,3 +104,118 @@ final class ValueSwappingStore: Store {
     func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { base.watch(prefix: prefix, after: after) }
     func compact(through revision: Revision) async throws { try await base.compact(through: revision) }
 }
+
+/// A speaker's snapshot comes from a mirror: one listing per prefix, then the watch. It must be the
+/// snapshot a full load gives, whatever order and repetition the events come in.
+@Suite struct RecordMirrorTests {
+    static let pools = """
+        apiVersion: metallb.io/v1beta1
+        kind: IPAddressPool
+        metadata: {name: lan, namespace: metallb-system}
+        spec: {addresses: [192.0.2.10-192.0.2.20]}
+        ---
+        apiVersion: metallb.io/v1beta1
+        kind: IPAddressPool
+        metadata: {name: dmz, namespace: metallb-system}
+        spec: {addresses: [198.51.100.10-198.51.100.20]}
+        ---
+        apiVersion: metallb.io/v1beta1
+        kind: L2Advertisement
+        metadata: {name: all, namespace: metallb-system}
+        ---
+        apiVersion: metallb.io/v1beta1
+        kind: L2Advertisement
+        metadata: {name: all, namespace: a-first}
+        """
+
+    static func service(_ name: String, port: Int) -> String {
+        """
+
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(name), namespace: team}
+        spec: {type: LoadBalancer, ports: [{port: \(port)}]}
+        """
+    }
+
+    static func mirror(of store: any Store) async throws -> RecordMirror {
+        var mirror = RecordMirror(prefixes: Kind.allCases.map(Keyspace.prefix(of:)) + [Keyspace.assignmentsPrefix])
+        for prefix in mirror.prefixes {
+            #expect(!mirror.isComplete)
+            mirror.replace(prefix: prefix, with: try await store.list(prefix: prefix))
+        }
+        #expect(mirror.isComplete)
+        return mirror
+    }
+
+    /// What two snapshots must agree on: every object in order, with its revision, and every assignment.
+    static func summary(_ snapshot: ClusterSnapshot) -> [String] {
+        snapshot.pools.map { "pool \($0.resource.meta.namespace)/\($0.resource.name) @\($0.record.modRevision)" }
+            + snapshot.advertisements.map { "advertisement \($0.resource.meta.namespace)/\($0.resource.name) @\($0.record.modRevision)" }
+            + snapshot.services.map { "service \($0.resource.key.namespacedName) \($0.resource.ports.map(\.port)) @\($0.record.modRevision)" }
+            + snapshot.assignments.sorted { $0.key.namespacedName < $1.key.namespacedName }
+                .map { "assignment \($0.key.namespacedName) \($0.value.value.addresses) @\($0.value.record.modRevision)" }
+            + snapshot.problems
+    }
+
+    @Test func aListingThenTheWatchAssemblesWhatAFullLoadReads() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply(Self.pools + Self.service("a", port: 80) + Self.service("b", port: 80))
+        var mirror = try await Self.mirror(of: fixture.store)
+        let initial = ClusterSnapshot.assemble(from: mirror)
+        #expect(Self.summary(initial) == Self.summary(try await ClusterSnapshot.load(from: fixture.store, events: false)))
+        #expect(initial.advertisements.map(\.resource.meta.namespace) == ["a-first", "metallb-system"])
+
+        try await fixture.apply(Self.service("a", port: 8080) + Self.service("c", port: 80))
+        try await fixture.store.delete("services/team/b")
+        let a = ObjectKey(.service, namespace: "team", name: "a")
+        try await fixture.store.put(Keyspace.assignment(of: a),
+                                    try RecordCoding.encode(ServiceAssignment(addresses: [IPAddress("192.0.2.12")!])))
+        try await fixture.store.put("events/team/a", Data("{}".utf8))  // not mirrored
+        let last = try await fixture.store.list(prefix: "").revision
+
+        // The watch from the start: replays what the listing holds, then the changes.
+        var events: [WatchEvent] = []
+        for try await event in fixture.store.watch(prefix: "", after: 0) {
+            events.append(event)
+            if event.revision >= last { break }
+        }
+        var changed = 0
+        for event in events where mirror.apply(event) { changed += 1 }
+        #expect(changed == 4, "a, c, the delete of b and the assignment; not the replays nor the event record")
+        #expect(mirror.revision == last - 1, "the event record, last, is not mirrored")
+        let assembled = ClusterSnapshot.assemble(from: mirror)
+        #expect(Self.summary(assembled) == Self.summary(try await ClusterSnapshot.load(from: fixture.store, events: false)))
+        #expect(assembled.services.map(\.resource.name) == ["a", "c"])
+
+        // Everything again: nothing is newer than what the mirror holds.
+        for event in events {
+            let changed = mirror.apply(event)
+            #expect(!changed)
+        }
+    }
+
+    @Test func olderEventsNeverUndoNewerRecords() {
+        var mirror = RecordMirror(prefixes: ["a/", "a/b/"])
+        func apply(_ event: WatchEvent) -> Bool { mirror.apply(event) }
+        func put(_ key: String, _ revision: Revision) -> WatchEvent {
+            .put(Record(key: key, value: Data(), createRevision: 1, modRevision: revision))
+        }
+        mirror.replace(prefix: "a/", with: Listing(records: [], revision: 10))
+        #expect(!mirror.isComplete)
+        mirror.replace(prefix: "a/b/", with: Listing(records: [Record(key: "a/b/x", value: Data(), createRevision: 1, modRevision: 9)], revision: 10))
+        #expect(mirror.isComplete && mirror.count == 1)
+
+        #expect(!apply(put("a/b/x", 9)))
+        #expect(!apply(.delete(key: "a/b/x", revision: 8)), "a delete before the record was written")
+        #expect(apply(put("a/b/x", 11)))
+        #expect(apply(put("a/y", 12)))
+        #expect(mirror.records(under: "a/b/").map(\.key) == ["a/b/x"], "the longest prefix holds it")
+        #expect(mirror.records(under: "a/").map(\.key) == ["a/y"])
+        #expect(!apply(put("z", 13)), "no mirrored prefix")
+        #expect(apply(.delete(key: "a/b/x", revision: 14)))
+        #expect(!apply(.delete(key: "a/b/x", revision: 15)), "already gone")
+        #expect(mirror.count == 1 && mirror.revision == 15)
+    }
+}
