@@ -56,6 +56,8 @@ public actor Speaker {
     private var objectsDirty = true
     /// Group key -> table epoch in which this node wrote or confirmed the group's claims.
     private var confirmed: [IPAddress: UInt64] = [:]
+    /// Groups whose next confirm must announce (the interface's MAC changed while they were held).
+    private var burstOwed: Set<IPAddress> = []
     private var local: [String: LinkInfo] = [:]
     private var trigger: AsyncStream<Void>.Continuation?
     private var myLeaseRevision: Revision?
@@ -76,6 +78,9 @@ public actor Speaker {
     private let events: ServiceEventWriter
     /// The objects and assignments, kept by the watch: a pass builds its snapshot from memory, never from the store.
     private var mirror = RecordMirror(prefixes: Speaker.objectPrefixes)
+    /// Bumped by every listing and every event that changed the mirror; the snapshot is rebuilt only when it moved.
+    private var mirrorChanges = 0
+    private var assembledChanges = -1
     /// A rebuild (any object change, and the periodic resync) decodes only the records that changed.
     private let snapshotCache = SnapshotCache()
 
@@ -295,6 +300,7 @@ public actor Speaker {
         claims = [:]
         for record in claimListing.records { absorbClaim(key: record.key, record: record) }
         mirror = objects
+        mirrorChanges += 1
         watchListings += 1
         markDirty()
     }
@@ -339,7 +345,9 @@ public actor Speaker {
                 poke()
             }
         case .object?:
-            if mirror.apply(event) { markDirty() }
+            guard mirror.apply(event) else { return }
+            mirrorChanges += 1
+            markDirty()
         case nil:
             return  // events/, leases/controller and anything else: not the speaker's business
         }
@@ -422,7 +430,9 @@ public actor Speaker {
             } else if change.mac != previous?.mac {
                 logger.info("interface \(change.name) changed its MAC to \(change.mac.map { "\($0)" } ?? "none")")
                 if change.isUp { openResponder(change) }
-                confirmed.removeAll()  // answers must carry the new MAC: re-announce
+                // Answers must carry the new MAC, and neighbours must hear of it: re-announce.
+                burstOwed.formUnion(confirmed.keys)
+                confirmed.removeAll()
             }
             await renew()
             poke()
@@ -453,9 +463,12 @@ public actor Speaker {
         decisionPasses += 1
         let started = MonotonicInstant.now()
         defer { logger.trace("reconciled in \((MonotonicInstant.now() - started).nanosecondsClamped / 1000) µs") }
-        if objectsDirty || snapshot == nil, mirror.isComplete {
+        if objectsDirty || snapshot == nil, mirror.isComplete, mirrorChanges != assembledChanges {
             objectsDirty = false
-            let assembled = ClusterSnapshot.assemble(from: mirror, cache: snapshotCache)
+            assembledChanges = mirrorChanges
+            // Off the actor: at 10k services a rebuild takes tens of milliseconds, and renewals must not wait.
+            let (mirror, cache) = (mirror, snapshotCache)
+            let assembled = await Task.detached { ClusterSnapshot.assemble(from: mirror, cache: cache) }.value
             // A resync that finds every record as it was keeps the plans and the rules: at 10k VIPs new
             // plans cost a long pass, for nothing.
             if snapshot == nil || snapshotCache.lastLoadChanged {
@@ -535,8 +548,13 @@ public actor Speaker {
                 wanted.formUnion(write.group.addresses)
                 confirmed[write.group.key] = epoch
                 guard table.announce(write.group.addresses, on: interfaceMap(write.interfaces), epoch: epoch) else { continue }
-                // After a confirm too: clients may have cached another MAC while this node was lapsed.
-                announceBurst(write.group.addresses, interfaces: write.interfaces)
+                // A take, a claim rewritten (other interfaces) or a new MAC is news to neighbours. A claim only
+                // re-proven after a lapse is not: nobody else could claim it meanwhile, so nobody else answered,
+                // and a burst per VIP after every lapse at 10k VIPs kept speakers too busy to renew.
+                let owed = burstOwed.remove(write.group.key) != nil
+                if write.isTake || !write.transaction.operations.isEmpty || owed {
+                    announceBurst(write.group.addresses, interfaces: write.interfaces)
+                }
                 if write.isTake {
                     let from = write.previous.isEmpty ? "" : " from \(write.previous.joined(separator: ","))"
                     logger.info("took \(write.group.addresses.map(\.description).joined(separator: ",")) on \(write.interfaces.joined(separator: ","))\(from)",
