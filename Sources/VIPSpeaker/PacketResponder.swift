@@ -123,21 +123,35 @@ public final class PacketResponder: Responder {
     }
 
     /// The link-layer groups the interface's NDP socket is in now (tests, metrics, debugging).
-    public func memberships(on interfaceName: String) -> [MACAddress: Int] {
-        sessions.withLock { $0[interfaceName] }?.ndp.memberships ?? [:]
+    public func memberships(on interfaceName: String) -> Set<MACAddress> {
+        sessions.withLock { $0[interfaceName] }?.ndp.memberships ?? []
     }
 
+    /// How long a group stays joined after its last VIP went (see `GroupMembership`).
+    static let leaveDelay: Duration = .seconds(1)
+    /// Set while a sync to leave lingering groups is scheduled.
+    private let leaveScheduled = Atomic<Bool>(false)
+
     /// Brings every interface's solicited-node memberships in line with the table: a group is joined while at
-    /// least one IPv6 VIP on that interface maps to it, and left when the last one goes.
+    /// least one IPv6 VIP on that interface maps to it, and left a second after the last one goes.
     func syncMemberships() {
-        syncing.withLock { _ in
+        let lingering = syncing.withLock { _ -> Bool in
             let open = sessions.withLock { Array($0.values) }
-            guard !open.isEmpty else { return }
+            guard !open.isEmpty else { return false }
             let entries = table.entries
+            var lingering = false
             for session in open {
                 let wanted = SolicitedNodeGroups(entries.lazy.filter { $0.value[session.index] != nil }.map(\.key))
-                session.ndp.apply(wanted)
+                if session.ndp.apply(wanted, leaveDelay: Self.leaveDelay) { lingering = true }
             }
+            return lingering
+        }
+        guard lingering, !leaveScheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Task.detached { [weak self] in
+            try? await Task.sleep(for: Self.leaveDelay)
+            guard let self else { return }
+            self.leaveScheduled.store(false, ordering: .releasing)
+            self.requestSync()
         }
     }
 }
@@ -168,8 +182,8 @@ final class InterfaceSession: Sendable {
     let counters: ResponderCounters
     let logger: Logger
     private let stopped = Atomic<Bool>(false)
-    /// Solicited-node groups this socket joined, with how many VIPs want each (NDP only).
-    private let joined = Mutex(SolicitedNodeGroups())
+    /// Solicited-node groups this socket is in (NDP only).
+    private let membership = Mutex(GroupMembership())
 
     init(kind: Kind, socket: PacketSocket, index: Int32, mac: MACAddress?, table: AnswerTable,
          counters: ResponderCounters, logger: Logger) {
@@ -200,30 +214,29 @@ final class InterfaceSession: Sendable {
         }
     }
 
-    var memberships: [MACAddress: Int] { joined.withLock { $0.counts } }
+    var memberships: Set<MACAddress> { membership.withLock { $0.joined } }
 
-    /// Joins the groups newly wanted and leaves those no VIP wants any more. A failed join is not recorded,
-    /// so the next sync retries it; a failed leave (socket closed) is forgotten, the kernel dropped it anyway.
-    func apply(_ wanted: SolicitedNodeGroups) {
-        joined.withLock { joined in
-            let (join, leave) = wanted.changes(from: joined)
-            var result = wanted
-            for group in join {
+    /// Joins the groups newly wanted and leaves those no VIP has wanted for `leaveDelay`. Returns whether
+    /// some unwanted group is still joined (a later sync must leave it). A failed join is retried by the next
+    /// sync; a failed leave (socket closed) is forgotten, the kernel dropped it anyway.
+    func apply(_ wanted: SolicitedNodeGroups, leaveDelay: Duration) -> Bool {
+        membership.withLock { membership in
+            membership.follow(wanted, now: .now(), leaveDelay: leaveDelay, join: { group in
                 do {
                     try socket.join(multicast: group)
+                    return true
                 } catch {
-                    result.remove(group)
                     logger.warning("cannot join \(group) on \(socket.interfaceName): \(error)")
+                    return false
                 }
-            }
-            for group in leave {
+            }, leave: { group in
                 do {
                     try socket.leave(multicast: group)
                 } catch {
                     logger.debug("leaving \(group) on \(socket.interfaceName): \(error)")
                 }
-            }
-            joined = result
+            })
+            return membership.isLingering
         }
     }
 

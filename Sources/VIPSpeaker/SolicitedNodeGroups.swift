@@ -1,3 +1,4 @@
+import VIPLease
 import VIPModel
 import VIPPacket
 
@@ -21,15 +22,37 @@ struct SolicitedNodeGroups: Equatable, Sendable {
         NDPCodec.multicastMAC(for: NDPCodec.solicitedNodeGroup(of: address))
     }
 
-    /// What to do to go from `current` to these groups: join the groups only these have, leave the groups
-    /// only `current` has. A count that merely changes needs no system call.
-    func changes(from current: SolicitedNodeGroups) -> (join: [MACAddress], leave: [MACAddress]) {
-        let join = counts.keys.filter { current.counts[$0] == nil }.sorted()
-        let leave = current.counts.keys.filter { counts[$0] == nil }.sorted()
-        return (join, leave)
-    }
+}
 
-    mutating func remove(_ group: MACAddress) {
-        counts[group] = nil
+/// The groups one socket is in. A group is joined as soon as a VIP wants it, and left only once no VIP has
+/// wanted it for `leaveDelay`: a lapse empties the answer table and the re-proof refills it moments later, and
+/// leaving and re-joining every group then cost two setsockopt calls per VIP, each linear in the socket's
+/// groups (at 10k VIPs, the largest part of every lapse). A group kept a little longer only lets through
+/// solicitations that nobody answers.
+struct GroupMembership: Sendable {
+    private(set) var joined: Set<MACAddress> = []
+    /// Groups still joined that no VIP wants, and since when.
+    private(set) var unwantedSince: [MACAddress: MonotonicInstant] = [:]
+
+    var isLingering: Bool { !unwantedSince.isEmpty }
+
+    /// Follows `wanted` at `now`: `join` each new group (a failed join returns false and is retried by the
+    /// next call), `leave` each group unwanted for `leaveDelay` or longer.
+    mutating func follow(_ wanted: SolicitedNodeGroups, now: MonotonicInstant, leaveDelay: Duration,
+                         join: (MACAddress) -> Bool, leave: (MACAddress) -> Void) {
+        for group in wanted.counts.keys.sorted() where !joined.contains(group) {
+            if join(group) { joined.insert(group) }
+        }
+        for group in joined.sorted() where wanted.counts[group] == nil {
+            let since = unwantedSince[group] ?? now
+            if now - since >= leaveDelay {
+                leave(group)
+                joined.remove(group)
+                unwantedSince[group] = nil
+            } else {
+                unwantedSince[group] = since
+            }
+        }
+        unwantedSince = unwantedSince.filter { wanted.counts[$0.key] == nil }
     }
 }

@@ -95,15 +95,19 @@ import VIPLabHarness
         #expect(toOther?.replies.isEmpty == true, "a node that does not own the VIP stays silent: \(toOther?.replies ?? [:])")
     }
 
-    /// The owner's interface gets a new MAC while it stays up: answers carry the new MAC, unicast probes to
-    /// it are answered, and those to the old one are not (a responder keyed to the old MAC would do both wrong).
+    /// The owner's interface gets a new MAC while it stays up: neighbours are told, answers carry the new MAC,
+    /// unicast probes to it are answered, and those to the old one are not (a responder keyed to the old MAC
+    /// would do both wrong).
     @Test func aNewMACWithoutALinkFlapIsUsedAtOnce() async throws {
         let (lab, owners) = try await ready([vip6])
         let owner = owners[vip6]!
         let oldMAC = try #require(lab.macs[owner])
         let newMAC = "02:00:5e:10:00:42"
-        try await LANLab.shell(["ip", "-n", "\(lab.prefix)n\(owner)", "link", "set", "dev", "eth0", "address", newMAC])
-        try await Task.sleep(for: .milliseconds(500))
+        let (changing, _) = try await lab.probe([vip6], durationMs: 1500, faultAfterMs: 300) {
+            try await LANLab.shell(["ip", "-n", "\(lab.prefix)n\(owner)", "link", "set", "dev", "eth0", "address", newMAC])
+        }
+        let told = try #require(changing.targets[vip6]).gratuitous.filter { $0.mac == newMAC }
+        #expect(told.contains { $0.operation == "advertisement" }, "neighbours are told of the new MAC unasked: \(told)")
         let multicast = try #require(try await lab.probe([vip6], durationMs: 400).targets[vip6])
         #expect(multicast.replies.keys.sorted() == [newMAC], "\(multicast.replies)")
         #expect(multicast.advertisements?[newMAC]?.targetLinkLayerAddresses.keys.sorted() == [newMAC])
