@@ -39,7 +39,7 @@ public final class Controller: Sendable {
     /// Beats once per lease round, for `/healthz`.
     public let heartbeat = Heartbeat()
     /// Each pass decodes only the records that changed since the last.
-    private let snapshotCache = SnapshotCache()
+    private let snapshotCache = SnapshotCache(keepsDocuments: false)
     /// Pools exported last time, so a removed pool's series are removed too.
     private let exportedPools = Mutex<Set<String>>([])
 

@@ -82,7 +82,7 @@ public actor Speaker {
     private var mirrorChanges = 0
     private var assembledChanges = -1
     /// A rebuild (any object change, and the periodic resync) decodes only the records that changed.
-    private let snapshotCache = SnapshotCache()
+    private let snapshotCache = SnapshotCache(keepsDocuments: false)
 
     public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,
                 table: AnswerTable = AnswerTable(), dataPath: DataPath? = nil, logger: Logger) {

@@ -2,7 +2,8 @@ import Foundation
 import Synchronization
 import VIPModel
 
-/// An applied object as the store holds it: the document as written (plus creation time) and its record.
+/// An applied object as the store holds it: the document as written (plus creation time; `.null` when the
+/// reader's cache drops documents) and its record.
 public struct StoredObject<Resource: Sendable>: Sendable {
     public var resource: Resource
     public var document: Value
@@ -156,8 +157,9 @@ public struct ClusterSnapshot: Sendable {
             if case .object(let cachedResource, let cachedDocument)? = cache?.reuse(record) {
                 (resource, document) = (cachedResource, cachedDocument)
             } else {
-                document = try RecordCoding.decode(Value.self, from: record.value)
-                resource = try VIPModel.Resource(kind: kind, document: document)
+                let decoded = try RecordCoding.decode(Value.self, from: record.value)
+                resource = try VIPModel.Resource(kind: kind, document: decoded)
+                document = cache?.keepsDocuments == false ? .null : decoded
                 cache?.keep(record, .object(resource, document))
             }
         } catch {
@@ -223,6 +225,7 @@ public final class SnapshotCache: Sendable {
     }
 
     struct Entries: Sendable {
+        let keepsDocuments: Bool
         var previous: [String: (revision: Revision, decoded: Decoded)]
         var current: [String: (revision: Revision, decoded: Decoded)] = [:]
 
@@ -250,12 +253,18 @@ public final class SnapshotCache: Sendable {
     /// everything as it was needs no new plans.
     public var lastLoadChanged: Bool { lastChanged.load(ordering: .relaxed) }
 
-    public init() {}
+    /// Whether objects keep their documents as written. Only output needs them (`get -o yaml`, `apply`'s
+    /// comparison); a speaker at 10k services held about 2 KB of document per service for nothing.
+    public let keepsDocuments: Bool
+
+    public init(keepsDocuments: Bool = true) {
+        self.keepsDocuments = keepsDocuments
+    }
 
     /// How many records the cache holds, for tests.
     public var count: Int { entries.withLock { $0.count } }
 
-    func startingLoad() -> Entries { Entries(previous: entries.withLock { $0 }) }
+    func startingLoad() -> Entries { Entries(keepsDocuments: keepsDocuments, previous: entries.withLock { $0 }) }
 
     /// Only what the last load saw is kept: deleted records leave the cache with it.
     func finishLoad(_ used: Entries) {

@@ -86,6 +86,23 @@ final class ListingRecorder: Store {
         #expect(reloaded.services.map { $0.resource.ports.map(\.port) } == [[8080]])
         #expect(cache.count == 1)
     }
+
+    /// Speakers and controllers read objects, never print them: their cache keeps no documents.
+    @Test func aCacheWithoutDocumentsKeepsTheObjects() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: a, namespace: team, labels: {app: web}}
+            spec: {type: LoadBalancer, ports: [{port: 80}]}
+            """)
+        let lean = try await ClusterSnapshot.load(from: fixture.store, cache: SnapshotCache(keepsDocuments: false))
+        let full = try await ClusterSnapshot.load(from: fixture.store, cache: SnapshotCache())
+        #expect(lean.services.map(\.resource) == full.services.map(\.resource))
+        #expect(lean.services.first?.resource.meta.labels == ["app": "web"])
+        #expect(lean.services.first?.document == .null)
+        #expect(full.services.first?.document["metadata"]?["name"] == .string("a"))
+    }
 }
 
 /// Lists every record with its value replaced by bytes that are not JSON, keeping keys and revisions.
