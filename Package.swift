@@ -101,7 +101,7 @@ let package = Package(
         ]),
         .executableTarget(name: "metalvip", dependencies: [
             "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPEtcdStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
-            "VIPObservability", "VIPAllocation", "VIPForwarding", "VIPHealthCheck", "VIPNFTables",
+            "VIPObservability", "VIPAllocation", "VIPForwarding", "VIPHealthCheck", "VIPNFTables", "CLinuxShim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

