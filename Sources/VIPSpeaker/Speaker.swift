@@ -53,7 +53,6 @@ public actor Speaker {
     /// The last pass's plans and what they came from: a pass with the same snapshot and node statuses
     /// (a claim write, an own-claim echo) reuses them instead of regrouping and ranking every VIP.
     private var planCache: (snapshotLoad: Int, nodes: Set<NodeStatus>, plans: [GroupPlan])?
-    private var objectsDirty = true
     /// Group key -> table epoch in which this node wrote or confirmed the group's claims.
     private var confirmed: [IPAddress: UInt64] = [:]
     /// Groups whose next confirm must announce (the interface's MAC changed while they were held).
@@ -128,7 +127,7 @@ public actor Speaker {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: self.settings.resyncInterval)
-                    await self.markDirty()
+                    await self.poke()
                 }
             }
             group.addTask {
@@ -151,11 +150,6 @@ public actor Speaker {
     }
 
     private func poke() { trigger?.yield() }
-
-    private func markDirty() {
-        objectsDirty = true
-        poke()
-    }
 
     // MARK: node lease
 
@@ -302,7 +296,7 @@ public actor Speaker {
         mirror = objects
         mirrorChanges += 1
         watchListings += 1
-        markDirty()
+        poke()
     }
 
     /// How many times the watch (re)listed: once at start, once more after each compaction or watch error.
@@ -347,7 +341,7 @@ public actor Speaker {
         case .object?:
             guard mirror.apply(event) else { return }
             mirrorChanges += 1
-            markDirty()
+            poke()
         case nil:
             return  // events/, leases/controller and anything else: not the speaker's business
         }
@@ -463,13 +457,12 @@ public actor Speaker {
         decisionPasses += 1
         let started = MonotonicInstant.now()
         defer { logger.trace("reconciled in \((MonotonicInstant.now() - started).nanosecondsClamped / 1000) µs") }
-        if objectsDirty || snapshot == nil, mirror.isComplete, mirrorChanges != assembledChanges {
-            objectsDirty = false
+        if mirror.isComplete, mirrorChanges != assembledChanges {
             assembledChanges = mirrorChanges
             // Off the actor: at 10k services a rebuild takes tens of milliseconds, and renewals must not wait.
             let (mirror, cache) = (mirror, snapshotCache)
             let assembled = await Task.detached { ClusterSnapshot.assemble(from: mirror, cache: cache) }.value
-            // A resync that finds every record as it was keeps the plans and the rules: at 10k VIPs new
+            // A re-listing that finds every record as it was keeps the plans and the rules: at 10k VIPs new
             // plans cost a long pass, for nothing.
             if snapshot == nil || snapshotCache.lastLoadChanged {
                 snapshot = assembled
@@ -521,7 +514,10 @@ public actor Speaker {
             case .release(let group, let addresses, let transaction):
                 // Silent first, then give the claim up: never two answering.
                 table.withdraw(addresses)
-                if let group { confirmed[group.key] = nil }
+                if let group {
+                    confirmed[group.key] = nil
+                    burstOwed.remove(group.key)
+                }
                 logger.info("releasing \(addresses.map(\.description).joined(separator: ","))",
                             metadata: group.map(metadata) ?? ["ip": "\(addresses.map(\.description).joined(separator: ","))"])
                 if await commit(transaction) {
