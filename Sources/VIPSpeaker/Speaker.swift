@@ -307,16 +307,7 @@ public actor Speaker {
         case .claim?:
             var changed = false
             switch event {
-            case .put(let record):
-                let address = IPAddress(String(record.key.dropFirst(Keyspace.claimsPrefix.count)))
-                let wasMine = address.flatMap { claims[$0] }?.claim.node == settings.node
-                changed = absorbClaim(key: record.key, record: record)
-                // Another node claiming an address this node did not hold asks nothing of it: the writer is live,
-                // and a group a live node holds is left to it (`ClaimPlanner`). While three speakers claim 10k
-                // VIPs, each of the others' claim chunks started an O(VIPs) pass here. A claim taken from this
-                // node, or one naming it, still does.
-                let isMine = address.flatMap { claims[$0] }?.claim.node == settings.node
-                if changed && !wasMine && !isMine { return }
+            case .put(let record): changed = absorbClaim(key: record.key, record: record)
             case .delete(let key, let revision):
                 if let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))),
                    let current = claims[address], current.revision < revision {
