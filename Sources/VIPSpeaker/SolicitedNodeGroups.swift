@@ -21,7 +21,6 @@ struct SolicitedNodeGroups: Equatable, Sendable {
     static func group(of address: IPAddress) -> MACAddress {
         NDPCodec.multicastMAC(for: NDPCodec.solicitedNodeGroup(of: address))
     }
-
 }
 
 /// The groups one socket is in. A group is joined as soon as a VIP wants it, and left only once no VIP has
