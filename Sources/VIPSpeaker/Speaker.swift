@@ -528,31 +528,17 @@ public actor Speaker {
             }
         }
         // Claims go in chunks, so a node that takes over thousands of VIPs writes a handful of
-        // transactions, not thousands; a chunk that conflicts is retried group by group. A take is conditioned
-        // on the old holder's lease as judged expired: once one fails because that lease moved (the holder
-        // was alive after all), every write resting on it would fail too, and the pass skips them. After a
-        // false expiry at 10k VIPs that was thousands of refused transactions, one per group.
-        var movedLeases: Set<String> = []
-        func restsOnMovedLease(_ write: ClaimWrite) -> Bool {
-            write.transaction.conditions.contains { movedLeases.contains($0.key) }
-        }
-        func note(_ outcome: CommitOutcome) {
-            if case .conflict(let key) = outcome, key.utf8.starts(with: Keyspace.nodeLeasesPrefix.utf8) { movedLeases.insert(key) }
-        }
+        // transactions, not thousands; a chunk that conflicts is retried group by group.
         let parts = writes.map(\.transaction)
         for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, maxParts: Self.claimChunk) {
             // Past the lease deadline every write is refused anyway; stop taking the store's lock for them.
             if table.isLapsed() { break }
-            let chunk = writes[run].filter { !restsOnMovedLease($0) }
+            let chunk = writes[run]
             var committed: [ClaimWrite] = []
-            var oneByOne = chunk
-            if chunk.count > 1 {
-                let outcome = await attempt(TransactionBatches.merge(ArraySlice(chunk.map(\.transaction)), durability: .volatile))
-                if case .committed = outcome { (committed, oneByOne) = (chunk, []) } else { note(outcome) }
-            }
-            for write in oneByOne where !restsOnMovedLease(write) {
-                let outcome = await attempt(write.transaction)
-                if case .committed = outcome { committed.append(write) } else { note(outcome) }
+            if chunk.count > 1, await commit(TransactionBatches.merge(parts[run], durability: .volatile)) {
+                committed = Array(chunk)
+            } else {
+                for write in chunk where await commit(write.transaction) { committed.append(write) }
             }
             for write in committed {
                 wanted.formUnion(write.group.addresses)
@@ -627,19 +613,8 @@ public actor Speaker {
         var previous: [String]
     }
 
-    /// What one commit came to; a conflict names the key whose condition failed.
-    enum CommitOutcome {
-        case committed, conflict(key: String), failed
-    }
-
-    /// `attempt`, as yes or no.
-    private func commit(_ transaction: Transaction) async -> Bool {
-        if case .committed = await attempt(transaction) { return true }
-        return false
-    }
-
     /// Commits and folds the result into the claim cache at once, ahead of the watch event.
-    private func attempt(_ transaction: Transaction) async -> CommitOutcome {
+    private func commit(_ transaction: Transaction) async -> Bool {
         do {
             let revision = try await store.commit(transaction)
             for operation in transaction.operations {
@@ -654,14 +629,14 @@ public actor Speaker {
                     claims[address] = nil
                 }
             }
-            return .committed
-        } catch StoreError.conflict(let key, _) {
+            return true
+        } catch StoreError.conflict {
             poke()  // someone moved first; look again with what the watch brings
-            return .conflict(key: key)
+            return false
         } catch {
             logger.warning("store write failed: \(error)")
             poke()
-            return .failed
+            return false
         }
     }
 

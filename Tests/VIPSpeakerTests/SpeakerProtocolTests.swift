@@ -46,15 +46,7 @@ final class SeverableStore: Store {
         listings.withLock { $0.append(Call(prefix: prefix, revision: listing.revision)) }
         return listing
     }
-    /// Every transaction offered to `commit`, in order, and a hook run just before each reaches the store.
-    let commits = Mutex<[Transaction]>([])
-    let beforeCommit = Mutex<(@Sendable (Transaction) -> Void)?>(nil)
-    func commit(_ transaction: Transaction) async throws -> Revision {
-        try check()
-        commits.withLock { $0.append(transaction) }
-        beforeCommit.withLock { $0 }?(transaction)
-        return try await inner.commit(transaction)
-    }
+    func commit(_ transaction: Transaction) async throws -> Revision { try check(); return try await inner.commit(transaction) }
     func compact(through revision: Revision) async throws { try check(); try await inner.compact(through: revision) }
     func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
         if severed.load(ordering: .relaxed) {
