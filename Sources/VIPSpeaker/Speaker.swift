@@ -80,7 +80,7 @@ public actor Speaker {
     /// Bumped by every listing and every event that changed the mirror; the snapshot is rebuilt only when it moved.
     private var mirrorChanges = 0
     private var assembledChanges = -1
-    /// A rebuild (any object change, and the periodic resync) decodes only the records that changed.
+    /// A rebuild (after an object change or a re-listing) decodes only the records that changed.
     private let snapshotCache = SnapshotCache(keepsDocuments: false)
 
     public init(store: any Store, settings: Settings, interfaces: any InterfaceSource, responder: any Responder,

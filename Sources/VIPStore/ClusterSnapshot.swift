@@ -214,9 +214,9 @@ public struct ClusterSnapshot: Sendable {
     }
 }
 
-/// Decoded records by key and revision, kept from one load to the next by a process that reloads the store
-/// (the speaker and the controller): a reload decodes only the records that changed. JSON decoding was a
-/// third of a speaker's idle CPU at 10k services, and of every controller pass.
+/// Decoded records by key and revision, kept from one snapshot to the next by a long-running reader (the
+/// controller reloading the store, the speaker assembling from its mirror): each decodes only the records
+/// that changed. JSON decoding was a third of a speaker's idle CPU at 10k services, and of every controller pass.
 public final class SnapshotCache: Sendable {
     enum Decoded: Sendable {
         case object(VIPModel.Resource, Value)
@@ -249,8 +249,8 @@ public final class SnapshotCache: Sendable {
     private let entries = Mutex<[String: (revision: Revision, decoded: Decoded)]>([:])
     private let lastChanged = Atomic<Bool>(true)
 
-    /// Whether the last load found anything that the one before it had not: a periodic resync that finds
-    /// everything as it was needs no new plans.
+    /// Whether the last load found anything that the one before it had not: a reload that finds everything
+    /// as it was (the controller's resync, a speaker's re-listing) needs no new plans.
     public var lastLoadChanged: Bool { lastChanged.load(ordering: .relaxed) }
 
     /// Whether objects keep their documents as written. Only output needs them (`get -o yaml`, `apply`'s
