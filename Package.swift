@@ -67,6 +67,10 @@ let package = Package(
         .target(name: "VIPNFTables", dependencies: ["VIPForwarding", "VIPModel", "CNFTables"]),
         // The embedded backend: one file per record, flock + CAS, inotify watch.
         .target(name: "VIPFileStore", dependencies: ["VIPStore"]),
+        // SQLite, the engine of the embedded database backend.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The embedded backend on SQLite (WAL): one transaction per commit, inotify on its log for watches.
+        .target(name: "VIPSQLiteStore", dependencies: ["VIPStore", "CSQLite"]),
         // The distributed backend: etcd v3 through its JSON gateway (async-http-client), with watch resume.
         .target(name: "VIPEtcdStore", dependencies: [
             "VIPStore",
@@ -147,6 +151,7 @@ let package = Package(
         // The behaviour every store backend must show, run by each backend's tests.
         .target(name: "VIPStoreConformance", dependencies: ["VIPStore"], path: "Tests/VIPStoreConformance"),
         .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore", "VIPStoreConformance"]),
+        .testTarget(name: "VIPSQLiteStoreTests", dependencies: ["VIPSQLiteStore", "VIPStore", "VIPStoreConformance"]),
         // As root: real etcd members (loopback and namespaces) started by the tests themselves.
         .testTarget(name: "VIPEtcdStoreTests", dependencies: ["VIPEtcdStore", "VIPStore", "VIPStoreConformance", "VIPLabHarness"]),
         .testTarget(name: "VIPControllerTests", dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import VIPStore
 
 /// Store keys as etcd keys: the configured prefix in front, bytes on the wire.
 struct EtcdKeys: Sendable {
@@ -13,26 +14,10 @@ struct EtcdKeys: Sendable {
         return String(text.dropFirst(prefix.count))
     }
 
-    /// `[start, end)` covering every key that begins with `prefix`: etcd's `range_end` is the prefix
-    /// with its last byte incremented (trailing 0xff bytes dropped first).
+    /// `[start, end)` covering every key that begins with `prefix`: etcd's `range_end`, or `\0` ("to the
+    /// end of the keyspace") when no byte string follows every such key.
     func range(prefix: String) -> (start: Data, end: Data) {
         let start = wire(prefix)
-        var end = Array(start)
-        while let last = end.last {
-            if last < 0xff {
-                end[end.count - 1] = last + 1
-                return (start, Data(end))
-            }
-            end.removeLast()
-        }
-        return (start, Data([0]))
-    }
-
-    /// Keys etcd could hold but this project never writes, refused before they reach the wire.
-    static func problem(with key: String) -> String? {
-        if key.isEmpty { return "empty key" }
-        if key.utf8.count > 4096 { return "longer than 4096 bytes" }
-        if key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { return "control character" }
-        return nil
+        return (start, Data(StoreKeys.end(ofPrefix: Array(start)) ?? [0]))
     }
 }

@@ -151,6 +151,6 @@ public final class EtcdStore: Store {
     }
 
     private func validate(_ key: String) throws {
-        if let reason = EtcdKeys.problem(with: key) { throw StoreError.invalidKey(key, reason: reason) }
+        if let reason = StoreKeys.problem(with: key) { throw StoreError.invalidKey(key, reason: reason) }
     }
 }
