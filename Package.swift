@@ -104,7 +104,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "metalvip", dependencies: [
-            "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPEtcdStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
+            "VIPModel", "VIPClient", "VIPStore", "VIPFileStore", "VIPSQLiteStore", "VIPEtcdStore", "VIPController", "VIPLease", "VIPLink", "VIPSpeaker",
             "VIPObservability", "VIPAllocation", "VIPForwarding", "VIPHealthCheck", "VIPNFTables", "CLinuxShim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

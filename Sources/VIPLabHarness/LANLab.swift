@@ -22,8 +22,11 @@ public final class LANLab: @unchecked Sendable {
     static let counter = Atomic<Int>(0)
 
     public let prefix: String
-    /// What `--store` is given: the file store's directory, or the etcd cluster's `etcd://` URL.
+    /// What `--store` is given: the embedded store's directory (with `embedded`'s scheme in front), or the
+    /// etcd cluster's `etcd://` URL.
     public let store: String
+    /// The embedded store's directory; nil on etcd.
+    public let storeDirectory: String?
     /// Logs, probe reports and (for the file store) the store itself live here.
     public let workPath: String
     /// The etcd members, one per namespace on the LAN, when the lab runs on etcd.
@@ -38,8 +41,9 @@ public final class LANLab: @unchecked Sendable {
     public static func etcdAddress(member index: Int) -> String { "192.0.2.\(241 + index)" }
 
     /// A LAN of `nodes` speakers' namespaces and a client; with `etcdMembers` > 0, an etcd cluster of
-    /// that many members (one namespace each) is the store instead of a directory.
-    public init(nodes: Int = 3, etcdMembers: Int = 0, binaries: URL = LANLab.defaultBinaries) async throws {
+    /// that many members (one namespace each) is the store instead of a directory. `embedded` is the
+    /// `--store` scheme for the directory (`file:`, `sqlite:`), or empty for whatever the binary defaults to.
+    public init(nodes: Int = 3, etcdMembers: Int = 0, embedded: String = "", binaries: URL = LANLab.defaultBinaries) async throws {
         precondition(getuid() == 0, "the namespace LAN needs root (CI runs as root)")
         self.binaries = binaries
         let serial = Self.counter.add(1, ordering: .relaxed).newValue
@@ -66,9 +70,11 @@ public final class LANLab: @unchecked Sendable {
             }
             etcd = cluster
             store = cluster.url
+            storeDirectory = nil
         } else {
             etcd = nil
-            store = workPath + "/store"
+            storeDirectory = workPath + "/store"
+            store = embedded + workPath + "/store"
         }
         try FileManager.default.createDirectory(atPath: workPath, withIntermediateDirectories: true)
     }
@@ -159,26 +165,24 @@ public final class LANLab: @unchecked Sendable {
         processes.signal("n\(node)", signal)
     }
 
-    /// Stops the node's speaker with SIGSTOP at a moment it is, or is not, inside a write to the directory
-    /// store. The two are different faults: a writer stopped while it holds the store's `flock` stalls every
-    /// writer of that store until it resumes, so nobody can take its VIPs. Without a directory store the
-    /// speaker is stopped at once. Throws if the wanted moment did not come within about 5 s.
+    /// Stops the node's speaker with SIGSTOP at a moment it is, or is not, inside a write to the embedded
+    /// store. The two are different faults: a writer stopped while it holds the store's write lock stalls every
+    /// writer of that store until it resumes, so nobody can take its VIPs. On etcd the speaker is stopped at
+    /// once. Throws if the wanted moment did not come within about 5 s.
     public func pause(node: Int, insideStoreWrite: Bool) async throws {
         guard let pid = process("n\(node)")?.processIdentifier else { throw LabError("no speaker n\(node)") }
         guard etcd == nil else {
             kill(pid, SIGSTOP)
             return
         }
-        var lockFile = stat()
-        guard stat(store + "/.meta/lock", &lockFile) == 0 else { throw LabError("no write lock in \(store)") }
-        let inode = UInt64(lockFile.st_ino)
+        let lock = try writeLock()
         let caught: Bool = await withCheckedContinuation { continuation in
             Thread {
                 // Bounded: each attempt stops the speaker for well under a millisecond, then lets it run a little.
                 for attempt in 0..<5000 {
                     kill(pid, SIGSTOP)
                     guard Self.waitUntilStopped(pid) else { break }
-                    if Self.holdsFlock(pid: pid, inode: inode) == insideStoreWrite { return continuation.resume(returning: true) }
+                    if lock.isHeld(by: pid) == insideStoreWrite { return continuation.resume(returning: true) }
                     kill(pid, SIGCONT)
                     usleep(UInt32(200 + attempt % 7 * 150))
                 }
@@ -200,15 +204,32 @@ public final class LANLab: @unchecked Sendable {
         return false
     }
 
-    /// Whether /proc/locks shows `pid` holding (not waiting for) a flock on the file with this inode.
-    private static func holdsFlock(pid: Int32, inode: UInt64) -> Bool {
-        guard let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return false }
-        // "1: FLOCK  ADVISORY  WRITE 4242 08:01:131074 0 EOF"; waiters carry "->" after the number.
-        return locks.split(separator: "\n").contains { line in
-            let fields = line.split(separator: " ")
-            guard fields.count >= 6, fields[1] == "FLOCK", fields[4] == "\(pid)" else { return false }
-            return fields[5].split(separator: ":").last == "\(inode)"
+    /// How a writer of the embedded store shows in /proc/locks: the file store's `flock` on `.meta/lock`, or
+    /// SQLite's write lock, a POSIX lock on byte 120 of the database's shared-memory file (WAL mode).
+    struct StoreWriteLock {
+        let inode: UInt64
+        let kind: Substring
+        let start: Substring?
+
+        /// Whether `pid` holds (not waits for) the lock. Lines read "1: FLOCK  ADVISORY  WRITE 4242 08:01:131074 0 EOF"
+        /// or "2: POSIX  ADVISORY  WRITE 4242 08:01:131075 120 120"; waiters carry "->" after the number.
+        func isHeld(by pid: Int32) -> Bool {
+            guard let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return false }
+            return locks.split(separator: "\n").contains { line in
+                let fields = line.split(separator: " ")
+                guard fields.count >= 7, fields[1] == kind, fields[3] == "WRITE", fields[4] == "\(pid)",
+                      fields[5].split(separator: ":").last == "\(inode)" else { return false }
+                return start.map { fields[6] == $0 } ?? true
+            }
         }
+    }
+
+    private func writeLock() throws -> StoreWriteLock {
+        guard let directory = storeDirectory else { throw LabError("no embedded store") }
+        var file = stat()
+        if stat(directory + "/.meta/lock", &file) == 0 { return StoreWriteLock(inode: UInt64(file.st_ino), kind: "FLOCK", start: nil) }
+        if stat(directory + "/metalvip.db-shm", &file) == 0 { return StoreWriteLock(inode: UInt64(file.st_ino), kind: "POSIX", start: "120") }
+        throw LabError("no write lock in \(directory)")
     }
 
     /// Cuts the node's link at the bridge, as a dead machine's link would go.

@@ -10,6 +10,12 @@ struct ScaleBenchmark: BenchmarkSection {
     let serviceCounts = Self.counts("METALVIP_BENCH_SCALE_SERVICES", default: [1_000, 10_000])
     /// VIP counts for the speaker table (METALVIP_BENCH_SCALE_VIPS, default 30,1000,10000).
     let vipCounts = Self.counts("METALVIP_BENCH_SCALE_VIPS", default: [30, 1_000, 10_000])
+    /// The stores to measure (METALVIP_BENCH_SCALE_STORES, default file,sqlite,etcd).
+    let backends: [Backend] = {
+        let text = ProcessInfo.processInfo.environment["METALVIP_BENCH_SCALE_STORES"] ?? ""
+        let parsed = text.split(separator: ",").compactMap { Backend(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        return parsed.isEmpty ? Backend.allCases : parsed
+    }()
     /// How long a speaker is watched while nothing changes.
     let idleSeconds = 10.0
 
@@ -23,13 +29,18 @@ struct ScaleBenchmark: BenchmarkSection {
         waitForTables(orErrorTitled: "scale") { try await measure() }
     }
 
-    enum Backend: String, CaseIterable { case file, etcd }
+    enum Backend: String, CaseIterable {
+        case file, sqlite, etcd
+
+        /// The `--store` scheme of an embedded backend's directory.
+        var scheme: String { self == .sqlite ? "sqlite:" : "file:" }
+    }
 
     func measure() async throws -> [Table] {
         var cli = Table(title: "Services from the command line (release; N LoadBalancer services in 50 namespaces, one IPv4 pool (198.18.0.0/15, 131k addresses) used for allocation only)",
                         columns: ["store", "services", "apply s", "apply → all assigned by the running controller s",
                                   "get services NAME ms", "get services -A s", "controller lease lapses"])
-        for backend in Backend.allCases {
+        for backend in backends {
             for count in serviceCounts { cli.add(try await commandLineRow(backend, services: count)) }
         }
         cli.notes = [
@@ -39,7 +50,7 @@ struct ScaleBenchmark: BenchmarkSection {
         var speakers = Table(title: "Three speakers on the namespace LAN (IPv6 VIPs from 2001:db8::1:0/112, data path on)",
                              columns: ["store", "VIPs", "apply → every VIP claimed s", "idle CPU per speaker %",
                                        "RSS per speaker MiB", "node lease lapses"])
-        for backend in Backend.allCases {
+        for backend in backends {
             for count in vipCounts { speakers.add(try await speakerRow(backend, vips: count)) }
         }
         speakers.notes = [
@@ -58,7 +69,7 @@ struct ScaleBenchmark: BenchmarkSection {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let etcd = backend == .etcd ? try await EtcdCluster(members: 1) : nil
-        let store = etcd?.url ?? work + "/store"
+        let store = etcd?.url ?? backend.scheme + work + "/store"
         let manifest = work + "/services.yaml"
         try Self.services(count, pool: "198.18.0.0/15", family: "IPv4").write(toFile: manifest, atomically: true, encoding: .utf8)
         let metalvip = L2Benchmark.releaseDirectory.appendingPathComponent("metalvip").path
@@ -94,7 +105,8 @@ struct ScaleBenchmark: BenchmarkSection {
     // MARK: speakers
 
     private func speakerRow(_ backend: Backend, vips count: Int) async throws -> [String] {
-        let lab = try await LANLab(nodes: 3, etcdMembers: backend == .etcd ? 1 : 0, binaries: L2Benchmark.releaseDirectory)
+        let lab = try await LANLab(nodes: 3, etcdMembers: backend == .etcd ? 1 : 0, embedded: backend.scheme,
+                                   binaries: L2Benchmark.releaseDirectory)
         let manifest = lab.workPath + "/services.yaml"
         try Self.services(count, pool: "2001:db8::1:0/112", family: "IPv6").write(toFile: manifest, atomically: true, encoding: .utf8)
         try lab.start("controller", namespace: "\(lab.prefix)c", [lab.metalvip, "controller", "--store", lab.store, "--log-level", "warning"])
@@ -162,21 +174,28 @@ struct ScaleBenchmark: BenchmarkSection {
 }
 
 /// Counts the records under a prefix without going through MetalVIP's own reads, so the count does not load
-/// the process being measured: the directory's files, or etcd's own count.
+/// the process being measured: the directory's files, the sqlite3 shell's count, or etcd's own count.
 struct StoreCounter {
     let store: String
     let etcd: EtcdCluster?
 
     func count(_ prefix: String) async throws -> Int {
-        guard let etcd else {
-            // A fresh store: every file in the segment's directory is a live record (no deletes, so no tombstones).
-            let segment = String(prefix.dropLast())
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: store + "/" + segment)) ?? []
-            return names.filter { !$0.hasPrefix(".") }.count
+        if let etcd {
+            // A range response's count is the whole range's, whatever the limit.
+            let output = try await etcd.etcdctl(["get", "--prefix", "/metalvip/" + prefix, "--limit", "1", "--keys-only", "-w", "json"])
+            guard let range = output.range(of: "\"count\":") else { return 0 }
+            return Int(output[range.upperBound...].prefix { $0.isNumber }) ?? 0
         }
-        // A range response's count is the whole range's, whatever the limit.
-        let output = try await etcd.etcdctl(["get", "--prefix", "/metalvip/" + prefix, "--limit", "1", "--keys-only", "-w", "json"])
-        guard let range = output.range(of: "\"count\":") else { return 0 }
-        return Int(output[range.upperBound...].prefix { $0.isNumber }) ?? 0
+        if store.hasPrefix(ScaleBenchmark.Backend.sqlite.scheme) {
+            let database = store.dropFirst(ScaleBenchmark.Backend.sqlite.scheme.count) + "/metalvip.db"
+            // Prefixes here are plain ASCII ending in "/": the range ends at the same text ending in "0".
+            let query = "SELECT count(*) FROM records WHERE key >= CAST('\(prefix)' AS BLOB) AND key < CAST('\(prefix.dropLast())0' AS BLOB) AND value IS NOT NULL"
+            let result = try await LANLab.shell(["sqlite3", "-readonly", String(database), query])
+            return Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        // A fresh store: every file in the segment's directory is a live record (no deletes, so no tombstones).
+        let directory = store.hasPrefix("file:") ? String(store.dropFirst("file:".count)) : store
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + String(prefix.dropLast()))) ?? []
+        return names.filter { !$0.hasPrefix(".") }.count
     }
 }

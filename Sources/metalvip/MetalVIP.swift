@@ -3,6 +3,7 @@ import Foundation
 import VIPEtcdStore
 import VIPFileStore
 import VIPObservability
+import VIPSQLiteStore
 import VIPStore
 
 @main
@@ -13,10 +14,10 @@ struct MetalVIP: AsyncParsableCommand {
         subcommands: [Apply.self, Delete.self, Get.self, Describe.self, ControllerCommand.self, SpeakerCommand.self])
 }
 
-/// `--store DIR|etcd://HOST:PORT[,...]`, `METALVIP_STORE`, or /var/lib/metalvip; and how to reach etcd.
+/// `--store DIR|file:DIR|sqlite:DIR|etcd://HOST:PORT[,...]`, `METALVIP_STORE`, or /var/lib/metalvip; and how to reach etcd.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "A store directory, or etcd://HOST:PORT[,HOST:PORT...] (default: $METALVIP_STORE, else /var/lib/metalvip).",
+        "A store directory (file:DIR or sqlite:DIR to choose its kind), or etcd://HOST:PORT[,HOST:PORT...] (default: $METALVIP_STORE, else /var/lib/metalvip).",
         valueName: "DIR|URL"))
     var store: String?
 
@@ -51,7 +52,10 @@ struct StoreOptions: ParsableArguments {
         }
         do {
             // Timed and counted per operation; a no-op unless a daemon set up metrics.
-            return InstrumentedStore(try FileStore(directory: location))
+            switch try EmbeddedStore(location) {
+            case .files(let directory): return InstrumentedStore(try FileStore(directory: directory))
+            case .database(let directory): return InstrumentedStore(try SQLiteStore(directory: directory))
+            }
         } catch {
             throw CLIError("cannot open store \(location): \(error)")
         }

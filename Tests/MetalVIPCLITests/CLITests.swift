@@ -17,10 +17,11 @@ final class CLI: Sendable {
     /// What METALVIP_STORE is set to.
     let store: String
 
-    init(store location: String? = nil) throws {
+    /// `scheme` (`file:`, `sqlite:`) chooses the embedded store's kind; without one a new directory is a database.
+    init(store location: String? = nil, scheme: String = "") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-cli-\(getpid())-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = location ?? directory
+        store = location ?? scheme + directory
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
@@ -175,20 +176,49 @@ final class CLI: Sendable {
         #expect(try await cli.run("get", "services", "-n", "ns1").stdout == "No resources found in ns1 namespace.\n")
     }
 
+    /// The file store's own hazard: files in its directories that are not its records.
     @Test func corruptAndForeignFilesAreReportedNotFatal() async throws {
-        let cli = try CLI()
+        let cli = try CLI(scheme: "file:")
         try await cli.run("apply", "-f", cli.example("pools.yaml"), "-f", cli.example("services.yaml"))
         try await cli.run("controller", "--once")
-        try "not a record".write(toFile: cli.store + "/notes.txt", atomically: true, encoding: .utf8)
-        let servicesDir = try FileManager.default.contentsOfDirectory(atPath: cli.store)
-            .first { $0.hasPrefix("services") }.map { cli.store + "/" + $0 }
-        if let servicesDir {
-            FileManager.default.createFile(atPath: servicesDir + "/garbage", contents: Data([0xff, 0x00, 0x13]))
-        }
+        try "not a record".write(toFile: cli.directory + "/notes.txt", atomically: true, encoding: .utf8)
+        let servicesDir = try #require(try FileManager.default.contentsOfDirectory(atPath: cli.directory)
+            .first { $0.hasPrefix("services") }.map { cli.directory + "/" + $0 })
+        FileManager.default.createFile(atPath: servicesDir + "/garbage", contents: Data([0xff, 0x00, 0x13]))
         let services = try await cli.run("get", "services")
         #expect(services.status == 0)
         #expect(services.stdout.contains("192.0.2.11"))
-        if servicesDir != nil { #expect(services.stderr.contains("garbage"), "\(services.stderr)") }
+        #expect(services.stderr.contains("garbage"), "\(services.stderr)")
+    }
+
+    /// A new directory becomes a database; a directory keeps the kind it holds; an explicit kind never
+    /// opens a second, empty store beside the other kind's records, and each refusal says what to type.
+    @Test func aStoreDirectoryKeepsItsKindAndANewOneIsADatabase() async throws {
+        let cli = try CLI()
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: f}\nspec: {type: LoadBalancer}\n"
+        let fresh = cli.directory + "/fresh", files = cli.directory + "/files"
+        #expect(try await cli.run("apply", "--store", fresh, "-f", "-", stdin: service).status == 0)
+        #expect(FileManager.default.fileExists(atPath: fresh + "/metalvip.db"))
+        #expect(!FileManager.default.fileExists(atPath: fresh + "/.meta"))
+        #expect(try await cli.run("get", "services", "--store", "sqlite:" + fresh).stdout.contains("f "))
+
+        #expect(try await cli.run("apply", "--store", "file:" + files, "-f", "-", stdin: service).status == 0)
+        #expect(FileManager.default.fileExists(atPath: files + "/.meta"))
+        #expect(try await cli.run("get", "services", "--store", files).stdout.contains("f "))
+        #expect(!FileManager.default.fileExists(atPath: files + "/metalvip.db"))
+
+        let wrongDatabase = try await cli.run("get", "services", "--store", "sqlite:" + files)
+        #expect(wrongDatabase.status == 1)
+        #expect(wrongDatabase.stderr == "error: cannot open store sqlite:\(files): \(files) holds a file store (.meta), not a database: use --store file:\(files)\n")
+        #expect(!FileManager.default.fileExists(atPath: files + "/metalvip.db"))
+        let wrongFiles = try await cli.run("get", "services", "--store", "file:" + fresh)
+        #expect(wrongFiles.stderr.contains("\(fresh) holds a database (metalvip.db), not a file store: use --store sqlite:\(fresh)"))
+        #expect(!FileManager.default.fileExists(atPath: fresh + "/.meta"))
+
+        try FileManager.default.createDirectory(atPath: fresh + "/.meta", withIntermediateDirectories: false)
+        let both = try await cli.run("get", "services", "--store", fresh)
+        #expect(both.status == 1)
+        #expect(both.stderr.contains("holds both a file store (.meta) and a database (metalvip.db)"))
     }
 
     /// kill -9 the apply and the controller mid-work: every record stays whole, and a restart finishes.

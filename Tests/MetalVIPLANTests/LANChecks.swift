@@ -42,10 +42,14 @@ func handoverMove(_ lab: LANLab, _ vip: String, owner: Int) async throws -> (tar
     return (target, move)
 }
 
-/// The store a LAN test runs on: the file store, or a one-member etcd in its own namespace on the LAN.
+/// The store a LAN test runs on: the default embedded store (a new directory: SQLite), the file store
+/// (`file:DIR`), or a one-member etcd in its own namespace on the LAN.
 enum LabStore: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case file, etcd
-    var etcdMembers: Int { self == .file ? 0 : 1 }
+    case sqlite, file, etcd
+    static let embedded: [LabStore] = [.sqlite, .file]
+    var etcdMembers: Int { self == .etcd ? 1 : 0 }
+    /// The `--store` scheme in front of the lab's directory.
+    var scheme: String { self == .file ? "file:" : "" }
     var testDescription: String { rawValue }
 }
 

@@ -9,8 +9,8 @@ import VIPLabHarness
 
     /// A LAN with the config applied, the controller and three speakers running on `store`, and the VIP's
     /// settled owner.
-    func ready(on store: LabStore = .file) async throws -> (LANLab, Int) {
-        let lab = try await LANLab(etcdMembers: store.etcdMembers)
+    func ready(on store: LabStore = .sqlite) async throws -> (LANLab, Int) {
+        let lab = try await LANLab(etcdMembers: store.etcdMembers, embedded: store.scheme)
         try await lab.configure(labConfig)
         try lab.start("controller", namespace: "\(lab.prefix)c", [lab.metalvip, "controller", "--store", lab.store])
         try lab.startSpeakers()
@@ -37,7 +37,7 @@ import VIPLabHarness
     @Test(arguments: LabStore.allCases)
     func aPausedOwnerIsSilentAfterItsDeadlineAndAfterSIGCONT(on store: LabStore) async throws {
         let (lab, owner) = try await ready(on: store)
-        // Outside a store write: a speaker stopped inside one stalls the directory store (the test below).
+        // Outside a store write: a speaker stopped inside one stalls an embedded store (the test below).
         let (report, stoppedAt) = try await lab.probe([vip], durationMs: 4000, faultAfterMs: 700) {
             try await lab.pause(node: owner, insideStoreWrite: false)
             try await Task.sleep(for: .milliseconds(1500))
@@ -52,11 +52,12 @@ import VIPLabHarness
         for transition in target.transitions { #expect(transition.silenceNs > 0) }
     }
 
-    /// The directory store's limit: its writers share one `flock`, so an owner stopped while it holds it
-    /// stops every renewal and claim until SIGCONT. Nobody can take its VIPs; what must hold is that nobody
-    /// answers twice, and that service comes back once the owner runs again.
-    @Test func anOwnerPausedInsideAStoreWriteStallsTheDirectoryStoreButNeverDoubleAnswers() async throws {
-        let (lab, owner) = try await ready(on: .file)
+    /// The embedded stores' limit: their writers share one lock (a `flock`, or SQLite's write lock), so an
+    /// owner stopped while it holds it stops every renewal and claim until SIGCONT. Nobody can take its VIPs;
+    /// what must hold is that nobody answers twice, and that service comes back once the owner runs again.
+    @Test(arguments: LabStore.embedded)
+    func anOwnerPausedInsideAStoreWriteStallsTheEmbeddedStoreButNeverDoubleAnswers(on store: LabStore) async throws {
+        let (lab, owner) = try await ready(on: store)
         var resumedAt: Int64 = 0
         let (report, stoppedAt) = try await lab.probe([vip], durationMs: 4000, faultAfterMs: 700) {
             try await lab.pause(node: owner, insideStoreWrite: true)
