@@ -109,13 +109,16 @@ struct SpeakerCommand: AsyncParsableCommand {
                     })
                     return telemetry.render()
                 },
+                // Every problem, one per line: a speaker still starting up must not hide a setting that stays wrong.
                 notReady: {
-                    if let problem = await storeProblem(store) { return problem }
-                    if let problem = await speaker.dataPathProblem() { return problem }
+                    var problems: [String] = []
+                    if let problem = await storeProblem(store) { problems.append(problem) }
+                    if let problem = await speaker.dataPathProblem() { problems.append(problem) }
                     if nftables != nil, let off = ForwardingSysctls.missing().first {
-                        return "sysctl \(off) is 0: the data path cannot forward (the speaker runs with --no-forwarding-sysctls)"
+                        problems.append("sysctl \(off) is 0: the data path cannot forward (the speaker runs with --no-forwarding-sysctls)")
                     }
-                    return table.isLapsed() ? "node lease is not live (no successful renewal within \(leaseDurationMs) ms)" : nil
+                    if table.isLapsed() { problems.append("node lease is not live (no successful renewal within \(leaseDurationMs) ms)") }
+                    return problems.isEmpty ? nil : problems.joined(separator: "\n")
                 },
                 alive: { speaker.heartbeat.isAlive(within: .seconds(5)) }), logger: logger)
             let group = ServiceGroup(configuration: .init(

@@ -277,7 +277,8 @@ let checkedService = """
         try lab.startSpeaker(node: 2, ["--no-forwarding-sysctls"])
         var ready = StatusResponse(status: 0, body: "")
         var notReady = StatusResponse(status: 0, body: "")
-        for _ in 0..<100 where ready.status != 200 || notReady.status != 503 {
+        // Wait for the lasting state, not a 503 that only says n2 is still starting.
+        for _ in 0..<100 where ready.status != 200 || !notReady.body.contains("net.ipv4.ip_forward") {
             try await Task.sleep(for: .milliseconds(100))
             ready = (try? await lab.fetch(node: 1, path: "/readyz")) ?? ready
             notReady = (try? await lab.fetch(node: 2, path: "/readyz")) ?? notReady
