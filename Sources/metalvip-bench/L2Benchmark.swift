@@ -204,6 +204,7 @@ struct L2Benchmark: BenchmarkSection {
         }
         failover.notes = [
             "gap = fault to first ARP reply from another MAC; probe sends a request every 1 ms",
+            "MetalVIP rows: the default embedded store (a SQLite database in a new directory)",
             "(×N) = how many times MetalVIP's median; goals: crash < 300 ms, handover < 30 ms",
             "answered twice = some request got replies from two MACs (split brain seen by the client); such runs are not in the median",
             "MetalVIP crash runs: \(metalCrash.gaps.map(format).joined(separator: ", "))",

@@ -2,7 +2,7 @@ import Foundation
 import VIPLabHarness
 
 /// The control plane at scale, as a user meets it: `apply`, the running controller, `get`, and idle speakers,
-/// on the file store and on etcd (one member), with the goals of issue 10 beside each figure. Needs root (the
+/// on the database, the file store and etcd (one member), with the goals of issue 10 beside each figure. Needs root (the
 /// speaker half runs on the namespace LAN) and etcd installed; Tools/bench builds the release binaries.
 struct ScaleBenchmark: BenchmarkSection {
     let name = "scale"
