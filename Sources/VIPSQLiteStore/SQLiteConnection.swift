@@ -51,7 +51,7 @@ final class SQLiteConnection {
             case .integer(let value): status = sqlite3_bind_int64(statement, index, value)
             case .text(let value): status = sqlite3_bind_text(statement, index, value, -1, csqlite_transient())
             case .bytes(let bytes):
-                // A zero-length blob bound through a pointer would read back as NULL, which means "tombstone".
+                // A zero-length blob bound through a pointer would be stored as NULL, which history reads as a delete.
                 if bytes.isEmpty {
                     status = sqlite3_bind_zeroblob(statement, index, 0)
                 } else {

@@ -9,10 +9,8 @@ import VIPStore
 /// the host. A transaction is one SQLite transaction, so a 10k-service apply costs one commit and one
 /// flush instead of a file and a flush per record; readers never wait for writers.
 ///
-/// Layout (`<dir>` is `directory`): `<dir>/metalvip.db` and SQLite's `-wal` and `-shm` beside it.
-///
-///     records(key, value, create_revision, mod_revision)   value NULL: a tombstone, kept for watches
-///     meta(name, value)                                   revision, compacted
+/// Layout (`<dir>` is `directory`): `<dir>/metalvip.db` and SQLite's `-wal` and `-shm` beside it; the
+/// tables are in `Schema`.
 public final class SQLiteStore: Store {
     public static let fileName = "metalvip.db"
 
@@ -144,11 +142,7 @@ public final class SQLiteStore: Store {
     /// Checks the conditions, then writes every operation at the next revision. Runs inside a write transaction.
     static func apply(_ transaction: Transaction, on connection: SQLiteConnection) throws -> Revision {
         for condition in transaction.conditions {
-            var current: (live: Bool, modRevision: Revision)?
-            try connection.query(Schema.condition, [.key(condition.key)]) { row in
-                current = (row.integer(0) == 0, row.integer(1))
-            }
-            let live = current?.live == true ? current?.modRevision : nil
+            let live = try connection.integer(Schema.modRevision, [.key(condition.key)])
             let holds = switch condition.expectation {
             case .absent: live == nil
             case .present: live != nil
@@ -161,8 +155,11 @@ public final class SQLiteStore: Store {
             switch operation {
             case .put(let key, let value):
                 try connection.query(Schema.put, [.key(key), .bytes(value), .integer(revision)])
+                try connection.query(Schema.recordPut, [.key(key)])
             case .delete(let key):
-                try connection.query(Schema.delete, [.key(key), .integer(revision)])
+                try connection.query(Schema.delete, [.key(key)])
+                // Deleting an absent key changes nothing, and no watch hears of it.
+                if connection.changes > 0 { try connection.query(Schema.recordDelete, [.key(key), .integer(revision)]) }
             }
         }
         try connection.query(Schema.setRevision, [.integer(revision)])
@@ -172,9 +169,9 @@ public final class SQLiteStore: Store {
         return revision
     }
 
-    /// Drops tombstones at or below `revision`; watches from there on end with `compacted`.
+    /// Drops history at or below `revision`; watches from there on end with `compacted`.
     static func compact(through revision: Revision, on connection: SQLiteConnection) throws {
-        try connection.query(Schema.dropTombstones, [.integer(revision)])
+        try connection.query(Schema.dropHistory, [.integer(revision)])
         try connection.query(Schema.raiseCompacted, [.integer(revision)])
     }
 
@@ -187,8 +184,8 @@ public final class SQLiteStore: Store {
     }
 }
 
-/// Automatic compaction: tombstones stay for this many revisions so a briefly disconnected watch can
-/// resume, and are swept at most once per `interval` revisions, through the revision index.
+/// Automatic compaction: history stays for this many revisions so a briefly disconnected watch can
+/// resume, and is swept once per `interval` revisions.
 enum Maintenance {
     static let interval: Revision = 5_000
     static let retention: Revision = 10_000

@@ -19,6 +19,9 @@ final class SQLiteWatcher: Sendable {
 
     /// Upper bound on how long a cancelled watch keeps its thread, connection and descriptor.
     static let pollMilliseconds: Int32 = 100
+    /// How long a watch waits after the first write it hears of before reading: a commit's writes land well
+    /// within it, so one commit wakes each watch once instead of once per write.
+    static let settleMicroseconds: UInt32 = 1_000
     /// Without any inotify event, the watch still reads once per this many polls: a safety net, not the path.
     static let pollsPerRead = 10
 
@@ -69,7 +72,9 @@ final class SQLiteWatcher: Sendable {
                 var pollfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let ready = poll(&pollfd, 1, Self.pollMilliseconds)
                 if ready > 0 {
-                    // Drain every queued event (an overflow included): one read answers them all.
+                    // A commit is several writes to the log, each an event: let it finish, then drain every
+                    // queued event (an overflow included), so one read answers them all.
+                    usleep(Self.settleMicroseconds)
                     while buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress!, $0.count) }) > 0 {}
                     break
                 }
@@ -90,7 +95,7 @@ final class SQLiteWatcher: Sendable {
             try connection.execute("BEGIN")
             defer { try? connection.execute("COMMIT") }
             revision = try connection.integer(Schema.revision) ?? 0
-            // Tombstones up to `compacted` may be gone: a delete after `reached` could have vanished unseen.
+            // History up to `compacted` may be gone: a change after `reached` could have vanished unseen.
             let compacted = try connection.integer(Schema.compacted) ?? 0
             if reached < compacted { throw StoreError.compacted(requested: reached, oldestAvailable: compacted) }
             try connection.query(range.end == nil ? Schema.changesFrom : Schema.changesBetween,

@@ -1,14 +1,23 @@
-/// The tables and every statement the store runs, in one place. Keys are BLOBs, so the primary key orders
-/// them bytewise, the order `Listing` promises; the revision index serves watches and compaction.
+/// The tables and every statement the store runs, in one place. Keys are BLOBs, so the primary keys order
+/// them bytewise, the order `Listing` promises.
+///
+/// `records` holds the live records. `changes` is the history watches read: one row per key a transaction
+/// wrote (value NULL for a delete), kept until compaction, so a watch sees every revision, as on etcd.
 enum Schema {
     static let create = """
         CREATE TABLE IF NOT EXISTS records (
             key BLOB PRIMARY KEY,
-            value BLOB,
+            value BLOB NOT NULL,
             create_revision INTEGER NOT NULL,
             mod_revision INTEGER NOT NULL
         ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS records_by_revision ON records (mod_revision, key);
+        CREATE TABLE IF NOT EXISTS changes (
+            revision INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            value BLOB,
+            create_revision INTEGER NOT NULL,
+            PRIMARY KEY (revision, key)
+        ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
         INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('compacted', 0);
         """
@@ -18,37 +27,37 @@ enum Schema {
     static let setRevision = "UPDATE meta SET value = ?1 WHERE name = 'revision'"
     static let raiseCompacted = "UPDATE meta SET value = max(value, ?1) WHERE name = 'compacted'"
 
-    static let get = "SELECT value, create_revision, mod_revision FROM records WHERE key = ?1 AND value IS NOT NULL"
-    /// Column 0 is 1 for a tombstone.
-    static let condition = "SELECT value IS NULL, mod_revision FROM records WHERE key = ?1"
+    static let get = "SELECT value, create_revision, mod_revision FROM records WHERE key = ?1"
+    static let modRevision = "SELECT mod_revision FROM records WHERE key = ?1"
     static let listFrom = """
-        SELECT key, value, create_revision, mod_revision FROM records
-        WHERE key >= ?1 AND value IS NOT NULL ORDER BY key
+        SELECT key, value, create_revision, mod_revision FROM records WHERE key >= ?1 ORDER BY key
         """
     static let listBetween = """
-        SELECT key, value, create_revision, mod_revision FROM records
-        WHERE key >= ?1 AND key < ?2 AND value IS NOT NULL ORDER BY key
+        SELECT key, value, create_revision, mod_revision FROM records WHERE key >= ?1 AND key < ?2 ORDER BY key
         """
 
-    /// A key deleted and written again starts a new life: its create revision is this one.
+    /// A new key (or one deleted before) starts its life at this revision; an existing one keeps its start.
     static let put = """
         INSERT INTO records (key, value, create_revision, mod_revision) VALUES (?1, ?2, ?3, ?3)
-        ON CONFLICT (key) DO UPDATE SET
-            value = excluded.value,
-            mod_revision = excluded.mod_revision,
-            create_revision = CASE WHEN records.value IS NULL THEN excluded.create_revision ELSE records.create_revision END
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision
         """
-    /// Deleting an absent key changes nothing, and no watch hears of it.
-    static let delete = "UPDATE records SET value = NULL, mod_revision = ?2 WHERE key = ?1 AND value IS NOT NULL"
-    static let dropTombstones = "DELETE FROM records WHERE value IS NULL AND mod_revision <= ?1"
+    /// The history row of a put, copied from the record just written (a later operation on the same key in
+    /// the same transaction replaces it: the transaction's last word is what the revision holds).
+    static let recordPut = """
+        INSERT OR REPLACE INTO changes (revision, key, value, create_revision)
+        SELECT mod_revision, key, value, create_revision FROM records WHERE key = ?1
+        """
+    static let delete = "DELETE FROM records WHERE key = ?1"
+    static let recordDelete = "INSERT OR REPLACE INTO changes (revision, key, value, create_revision) VALUES (?2, ?1, NULL, 0)"
+    static let dropHistory = "DELETE FROM changes WHERE revision <= ?1"
 
-    /// What changed under a prefix since a revision, oldest first: walks the revision index, never the prefix.
+    /// What changed under a prefix since a revision, oldest first: a range of the history's primary key.
     static let changesFrom = """
-        SELECT key, value, create_revision, mod_revision FROM records INDEXED BY records_by_revision
-        WHERE mod_revision > ?1 AND key >= ?2 ORDER BY mod_revision, key
+        SELECT key, value, create_revision, revision FROM changes
+        WHERE revision > ?1 AND key >= ?2 ORDER BY revision, key
         """
     static let changesBetween = """
-        SELECT key, value, create_revision, mod_revision FROM records INDEXED BY records_by_revision
-        WHERE mod_revision > ?1 AND key >= ?2 AND key < ?3 ORDER BY mod_revision, key
+        SELECT key, value, create_revision, revision FROM changes
+        WHERE revision > ?1 AND key >= ?2 AND key < ?3 ORDER BY revision, key
         """
 }

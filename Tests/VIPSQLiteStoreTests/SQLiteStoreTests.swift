@@ -108,9 +108,9 @@ import VIPStoreConformance
         }
     }
 
-    /// Tombstones are swept on their own: after `retention` more revisions a watch from before them
-    /// ends with `compacted`, and the table keeps no tombstone that old.
-    @Test func oldTombstonesAreSweptAutomatically() async throws {
+    /// History is swept on its own: after `retention` more revisions a watch from before it ends with
+    /// `compacted`, and no older history row is left.
+    @Test func oldHistoryIsSweptAutomatically() async throws {
         try await TemporaryDirectory.with { directory in
             let store = try SQLiteStore(directory: directory)
             let first = try await store.put("t/a", Self.data("a"))
@@ -125,9 +125,30 @@ import VIPStoreConformance
             }
             #expect(requested == first)
             #expect(oldest == Maintenance.interval * 3 - Maintenance.retention)
-            let tombstones = try SQLiteConnection(path: directory + "/" + SQLiteStore.fileName)
-                .integer("SELECT count(*) FROM records WHERE value IS NULL")
-            #expect(tombstones == 0)
+            let connection = try SQLiteConnection(path: directory + "/" + SQLiteStore.fileName)
+            #expect(try connection.integer("SELECT min(revision) FROM changes") == oldest + 1)
+            #expect(try connection.integer("SELECT count(*) FROM changes") == Maintenance.retention)
+        }
+    }
+
+    /// Every revision of a key reaches a watch, even when several land between two of its reads: the
+    /// history keeps each one, as etcd does.
+    @Test func aWatchSeesEveryRevisionOfAKey() async throws {
+        try await TemporaryDirectory.with { directory in
+            let store = try SQLiteStore(directory: directory)
+            let other = try SQLiteStore(directory: directory)
+            var written: [Revision] = []
+            let probe = WatchProbe(store.watch(prefix: "k/", after: 0))
+            // Written back to back by another connection, well inside one wake-up of the watch.
+            for index in 0..<20 { written.append(try await other.put("k/one", Self.data("\(index)"), durability: .volatile)) }
+            written.append(try await other.commit(Transaction(operations: [
+                .put(key: "k/one", value: Self.data("first")), .delete(key: "k/one"), .put(key: "k/two", value: Self.data("2")),
+            ])))
+            let events = await probe.waitForEvents(22)
+            probe.cancel()
+            #expect(events.map(\.revision) == written + [written.last!])
+            #expect(events.suffix(2) == [.delete(key: "k/one", revision: written.last!),
+                                         .put(Record(key: "k/two", value: Self.data("2"), createRevision: written.last!, modRevision: written.last!))])
         }
     }
 }
