@@ -117,7 +117,7 @@ public struct Applier: Sendable {
         for object in writeOrder.map(\.element) {
             let key = Keyspace.key(of: object.key)
             let existing = stored[key]
-            let previous = existing.flatMap { try? RecordCoding.decode(Value.self, from: $0.value) }
+            let previous = existing.flatMap { try? JSONText.parse($0.value) }
             let created = previous?["metadata"]?["creationTimestamp"]?.stringValue ?? RecordCoding.timestamp(now)
             var document = object.document
             document.set(["metadata", "creationTimestamp"], to: .string(created))
@@ -182,7 +182,7 @@ extension ClusterSnapshot {
     /// Just the pools, for validating an apply without reading every service.
     public static func loadPools(from store: any Store) async throws -> [IPAddressPool] {
         try await store.list(prefix: Keyspace.prefix(of: .ipAddressPool)).records.compactMap { record in
-            guard let document = try? RecordCoding.decode(Value.self, from: record.value) else { return nil }
+            guard let document = try? JSONText.parse(record.value) else { return nil }
             return try? IPAddressPool(document: document)
         }
     }

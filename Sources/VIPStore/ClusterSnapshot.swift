@@ -157,7 +157,7 @@ public struct ClusterSnapshot: Sendable {
             if case .object(let cachedResource, let cachedDocument)? = cache?.reuse(record) {
                 (resource, document) = (cachedResource, cachedDocument)
             } else {
-                let decoded = try RecordCoding.decode(Value.self, from: record.value)
+                let decoded = try JSONText.parse(record.value)
                 resource = try VIPModel.Resource(kind: kind, document: decoded)
                 document = cache?.keepsDocuments == false ? .null : decoded
                 cache?.keep(record, .object(resource, document))
