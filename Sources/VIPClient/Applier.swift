@@ -132,7 +132,7 @@ public struct Applier: Sendable {
             }
             outcomes[object.key] = existing == nil ? .created : .configured
             parts.append(Transaction(conditions: [Condition(key, existing.map { .modRevision($0.modRevision) } ?? .absent)],
-                                     operations: [.put(key: key, value: try RecordCoding.encode(document))]))
+                                     operations: [.put(key: key, value: JSONText.encode(document))]))
         }
         if let revision = try await commit(parts) { result.revision = revision }
         for entry in entries {

@@ -84,7 +84,8 @@ public enum ManifestReader {
             }
             let value: Value
             do {
-                value = try convert(node, path: "")
+                var path = NodePath()
+                value = try convert(node, path: &path)
             } catch {
                 throw ManifestError(origin: origin, field: error)
             }
@@ -193,11 +194,23 @@ public enum ManifestReader {
            !typedWords.contains(string) {
             return .str
         }
+        // Ports and counts: a plain decimal is an integer under every YAML 1.1 rule, no expression needed.
+        if isPlainDecimal(string.utf8) { return .int }
         return Resolver.default.resolveTag(of: Node(string))
     }
 
-    /// YAML to `Value`, following the YAML 1.1 core types Kubernetes' own parser resolves.
-    static func convert(_ node: Node, path: String) throws(FieldError) -> Value {
+    /// `[-+]?(0|[1-9][0-9]*)`: the decimal integers, without YAML 1.1's underscores, octal, hex or base 60.
+    static func isPlainDecimal(_ text: String.UTF8View) -> Bool {
+        var digits = text[...]
+        if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { digits = digits.dropFirst() }
+        guard let first = digits.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9") else { return false }
+        if first == UInt8(ascii: "0") { return digits.count == 1 }
+        return digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    /// YAML to `Value`, following the YAML 1.1 core types Kubernetes' own parser resolves. `path` is where
+    /// `node` sits, turned into text only for an error.
+    static func convert(_ node: Node, path: inout NodePath) throws(FieldError) -> Value {
         switch node {
         case .scalar(let scalar):
             let tag = scalar.tag.rawValue == Tag.Name.implicit.rawValue ? implicitTag(of: scalar.string) : Tag.Name(rawValue: node.tag.rawValue)
@@ -205,30 +218,39 @@ public enum ManifestReader {
             case .null: return .null
             case .bool: return node.bool.map(Value.bool) ?? .string(scalar.string)
             case .int:
-                if let number = Int64(scalar.string.replacingOccurrences(of: "_", with: "")) { return .int(number) }
+                // Plain decimals directly; Yams reads the YAML 1.1 forms (octal 0755, hex, binary, base 60).
+                if isPlainDecimal(scalar.string.utf8), let number = Int64(scalar.string) { return .int(number) }
                 if let number = node.int { return .int(Int64(number)) }
-                throw FieldError(path: path, message: "integer \(scalar.string) is out of range")
+                if let number = Int64(scalar.string.replacingOccurrences(of: "_", with: "")) { return .int(number) }
+                throw FieldError(path: path.text, message: "integer \(scalar.string) is out of range")
             case .float: return node.float.map(Value.double) ?? .string(scalar.string)
             default: return .string(scalar.string)
             }
         case .sequence(let sequence):
             var items: [Value] = []
-            for (index, item) in sequence.enumerated() { items.append(try convert(item, path: "\(path)[\(index)]")) }
+            items.reserveCapacity(sequence.count)
+            for (index, item) in sequence.enumerated() {
+                path.components.append(.index(index))
+                defer { path.components.removeLast() }
+                items.append(try convert(item, path: &path))
+            }
             return .array(items)
         case .mapping(let mapping):
             var fields: [String: Value] = [:]
+            fields.reserveCapacity(mapping.count)
             for (keyNode, valueNode) in mapping {
                 guard case .scalar(let keyScalar) = keyNode else {
-                    throw FieldError(path: path, message: "map keys must be plain strings")
+                    throw FieldError(path: path.text, message: "map keys must be plain strings")
                 }
                 let key = keyScalar.string
-                let childPath = path.isEmpty ? key : "\(path).\(key)"
-                if fields[key] != nil { throw FieldError(path: childPath, message: "duplicate key \"\(key)\"") }
-                fields[key] = try convert(valueNode, path: childPath)
+                path.components.append(.key(key))
+                defer { path.components.removeLast() }
+                if fields[key] != nil { throw FieldError(path: path.text, message: "duplicate key \"\(key)\"") }
+                fields[key] = try convert(valueNode, path: &path)
             }
             return .object(fields)
         case .alias:
-            throw FieldError(path: path, message: "YAML aliases are not supported")
+            throw FieldError(path: path.text, message: "YAML aliases are not supported")
         }
     }
 
@@ -251,3 +273,25 @@ public enum ManifestReader {
 }
 
 import Foundation
+
+/// Where a YAML node sits in its document: `spec.ports[0].port`. Kept as components while converting and
+/// rendered only for an error, so a field that converts fine costs no string.
+struct NodePath {
+    enum Component {
+        case key(String)
+        case index(Int)
+    }
+
+    var components: [Component] = []
+
+    var text: String {
+        var text = ""
+        for component in components {
+            switch component {
+            case .key(let key): text += text.isEmpty ? key : "." + key
+            case .index(let index): text += "[\(index)]"
+            }
+        }
+        return text
+    }
+}

@@ -32,6 +32,24 @@ import VIPModel
           - 198.51.100.7
         """
 
+    /// YAML scalars resolve as Kubernetes' YAML 1.1 parser resolves them (`0443` is octal), and a value a
+    /// field cannot hold names its place in the document: list positions and keys, as the field checks do.
+    @Test func scalarsResolveAndConversionErrorsNameTheirPlace() throws {
+        let entries = try read("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, labels: {a: "80", c: "0x1F"}}
+            spec: {type: LoadBalancer, ports: [{port: 80}], extra: [+8080, 0443, 1_000, -0, 0, yes, 0x1F, 1.5, ~, 007]}
+            """)
+        guard case .object(let object) = try #require(entries.first) else { return }
+        #expect(object.document["spec"]?["extra"] == .array([.int(8080), .int(0o443), .int(1000), .int(0), .int(0), .bool(true),
+                                                               .int(31), .double(1.5), .null, .int(7)]))
+        #expect(object.document["metadata"]?["labels"] == .object(["a": .string("80"), "c": .string("0x1F")]))
+        #expect(failure("kind: Service\nspec:\n  ports:\n  - port: 80\n  - port: 99999999999999999999\n")
+                == "test.yaml: document 1: spec.ports[1].port: integer 99999999999999999999 is out of range")
+        #expect(failure("kind: Service\nspec:\n  ports:\n  - {port: *ref}\n").contains("test.yaml: document 1"))
+    }
+
     @Test func readsAPoolWithEveryAddressForm() throws {
         let entries = try read(pool)
         guard case .object(let object) = try #require(entries.first), case .ipAddressPool(let pool) = object.resource else {

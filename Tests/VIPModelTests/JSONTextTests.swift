@@ -35,6 +35,27 @@ import VIPModel
         #expect(try JSONText.parse(try encoder.encode(value)) == value)
     }
 
+    /// The writer writes JSONEncoder's bytes (sorted keys, no escaped slashes), so a record written either way
+    /// is the same record: keys in byte order, every control character, doubles in Swift's shortest form.
+    @Test func writesWhatJSONEncoderWrites() throws {
+        var control = ""
+        for byte in 0..<0x20 { control.unicodeScalars.append(Unicode.Scalar(UInt8(byte))) }
+        let keys = ["a10", "a9", "B", "a", "_x", "é", "Z1", "z", "a-b", "a.b", "A", "10", "9", "ab", "aB", ""]
+        let value = Value.object([
+            "keys": .object(Dictionary(uniqueKeysWithValues: keys.map { ($0, Value.int(1)) })),
+            "text": .string(control + "\u{7f}\"\\/é😀\u{2028} plain"),
+            "doubles": .array([1.5, 1e-9, 1e21, 1e300, 0.1, -0.0, 123456789.125, 5e-324, 2.5e15, 1e16, -3.75].map(Value.double)),
+            "ints": .array([.int(0), .int(-1), .int(.max), .int(.min)]),
+            "rest": .array([.null, .bool(true), .bool(false), .object([:]), .array([]), .string("")]),
+        ])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let expected = try encoder.encode(value)
+        #expect(String(decoding: JSONText.encode(value), as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+        // Read back as the Codable path reads it: a whole double (2.5e15, -0.0) comes back an integer either way.
+        #expect(try JSONText.parse(JSONText.encode(value)) == JSONDecoder().decode(Value.self, from: expected))
+    }
+
     /// Bad text is an error that says where and what, never a crash: every prefix of a document and a
     /// few classic mistakes.
     @Test func badTextIsAnErrorWithItsOffset() throws {
