@@ -14,13 +14,13 @@ final class DirectoryWatcher: Sendable {
     private let after: Revision
     private let continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation
     private let stopped = Atomic<Bool>(false)
-    private let openWatches: OpenWatches
+    private let openWatches: WatchThreads
 
     /// Upper bound on how long a cancelled watch keeps its thread and descriptor.
     static let pollMilliseconds: Int32 = 100
 
     init(layout: StoreDirectory, scope: PrefixScope, after: Revision,
-         continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation, openWatches: OpenWatches) {
+         continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation, openWatches: WatchThreads) {
         self.openWatches = openWatches
         self.layout = layout
         self.scope = scope
@@ -29,22 +29,11 @@ final class DirectoryWatcher: Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            do {
-                var session = try InotifySession(layout: layout, scope: scope, after: after)
-                openWatches.adjust(by: 1)
-                defer {
-                    session.close()
-                    openWatches.adjust(by: -1)
-                }
-                try session.run(isStopped: { self.stopped.load(ordering: .relaxed) }, emit: emit)
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
+        openWatches.start(continuation) { [self] in
+            var session = try InotifySession(layout: layout, scope: scope, after: after)
+            defer { session.close() }
+            try session.run(isStopped: { self.stopped.load(ordering: .relaxed) }, emit: emit)
         }
-        thread.name = "metalvip-watch"
-        thread.start()
     }
 
     func stop() { stopped.store(true, ordering: .relaxed) }
@@ -57,13 +46,6 @@ final class DirectoryWatcher: Sendable {
         }
         return true
     }
-}
-
-/// How many watch threads of one store hold an inotify descriptor; lets tests prove cancellation frees them.
-final class OpenWatches: Sendable {
-    private let value = Atomic<Int>(0)
-    var count: Int { value.load(ordering: .relaxed) }
-    func adjust(by delta: Int) { value.add(delta, ordering: .relaxed) }
 }
 
 /// The watch thread's mutable state: inotify descriptors and the newest revision yielded per key,

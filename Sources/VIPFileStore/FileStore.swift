@@ -24,7 +24,7 @@ public final class FileStore: Store {
     let layout: StoreDirectory
     let writer: StoreWriter
     let lock: WriteLock
-    let openWatches = OpenWatches()
+    let openWatches = WatchThreads()
 
     /// How often `list` re-reads when a commit lands mid-scan before settling for a looser snapshot.
     private static let listAttempts = 5

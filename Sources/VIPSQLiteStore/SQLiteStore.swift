@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
 import VIPStore
 
 /// The embedded backend on SQLite in WAL mode: one database file shared by every MetalVIP process on
@@ -19,7 +18,7 @@ public final class SQLiteStore: Store {
     let path: String
     private let writer: LockedConnection
     private let reader: LockedConnection
-    let openWatches = WatchCount()
+    let openWatches = WatchThreads()
 
     /// How long a writer waits for another process's transaction before calling the store unavailable.
     static let writeTimeoutNanoseconds: UInt64 = 30_000_000_000
@@ -244,11 +243,4 @@ final class LockedConnection: @unchecked Sendable {
             }
         }
     }
-}
-
-/// How many watch threads of one store are open; lets tests prove cancellation frees them.
-final class WatchCount: Sendable {
-    private let value = Atomic<Int>(0)
-    var count: Int { value.load(ordering: .relaxed) }
-    func adjust(by delta: Int) { value.add(delta, ordering: .relaxed) }
 }

@@ -15,7 +15,7 @@ final class SQLiteWatcher: Sendable {
     private let after: Revision
     private let continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation
     private let stopped = Atomic<Bool>(false)
-    private let openWatches: WatchCount
+    private let openWatches: WatchThreads
 
     /// Upper bound on how long a cancelled watch keeps its thread, connection and descriptor.
     static let pollMilliseconds: Int32 = 100
@@ -26,7 +26,7 @@ final class SQLiteWatcher: Sendable {
     static let pollsPerRead = 10
 
     init(path: String, directory: String, range: KeyRange, after: Revision,
-         continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation, openWatches: WatchCount) {
+         continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation, openWatches: WatchThreads) {
         self.path = path
         self.directory = directory
         self.range = range
@@ -36,18 +36,7 @@ final class SQLiteWatcher: Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            openWatches.adjust(by: 1)
-            defer { openWatches.adjust(by: -1) }
-            do {
-                try run()
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
-        thread.name = "metalvip-watch"
-        thread.start()
+        openWatches.start(continuation) { [self] in try run() }
     }
 
     func stop() { stopped.store(true, ordering: .relaxed) }
