@@ -4,54 +4,13 @@ import VIPStore
 import VIPStoreConformance
 @testable import VIPFileStore
 
-/// Real separate processes on one directory: the test binary re-executes itself with a filter that
-/// selects `childProcessWorker`, which only does anything when the parent set its environment.
+/// Real separate processes on one directory (`ChildProcesses`).
 @Suite struct MultiProcessTests {
-    static let roleVariable = "MVIP_CHILD_ROLE"
-
-    static func spawn(role: String, directory: String, count: Int = 0) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        process.arguments = ["--testing-library", "swift-testing", "--filter", "childProcessWorker"]
-        var environment = ProcessInfo.processInfo.environment
-        environment[roleVariable] = role
-        environment["MVIP_CHILD_DIR"] = directory
-        environment["MVIP_CHILD_COUNT"] = "\(count)"
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
-
-    /// Waits (bounded) for a child to exit, without blocking a cooperative thread in waitpid.
-    static func waitForExit(_ process: Process, timeout: Duration = .seconds(60)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
-        return !process.isRunning
-    }
+    static let children = ChildProcesses(worker: "childProcessWorker")
 
     @Test func processesRacingCompareAndSwapLoseNoUpdate() async throws {
         try await TemporaryDirectory.with { directory in
-            let store = try FileStore(directory: directory)
-            let probe = WatchProbe(store.watch(prefix: "counters/", after: 0))
-            let children = try (0..<3).map { _ in try Self.spawn(role: "increment", directory: directory, count: 100) }
-            for child in children {
-                #expect(await Self.waitForExit(child))
-                #expect(child.terminationStatus == 0)
-            }
-            let record = try #require(try await store.get("counters/hits"))
-            #expect(String(decoding: record.value, as: UTF8.self) == "300")
-
-            // The watch in this process saw the other processes' writes, in increasing revisions.
-            let deadline = ContinuousClock.now + .seconds(5)
-            while probe.events.last?.revision != record.modRevision, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            let revisions = probe.events.map(\.revision)
-            probe.cancel()
-            #expect(revisions.last == record.modRevision)
-            #expect(zip(revisions, revisions.dropFirst()).allSatisfy { $0 < $1 })
+            try await Self.children.racingCompareAndSwapLosesNoUpdate(try FileStore(directory: directory), directory: directory)
         }
     }
 
@@ -61,7 +20,7 @@ import VIPStoreConformance
         try await TemporaryDirectory.with { directory in
             var previous: Revision = 0
             for round in 0..<5 {
-                let child = try Self.spawn(role: "churn", directory: directory)
+                let child = try Self.children.spawn(role: "churn", directory: directory)
                 let reader = StoreDirectory(root: directory)
                 let deadline = ContinuousClock.now + .seconds(20)
                 while (try? reader.readState())??.revision ?? 0 < previous + 10, ContinuousClock.now < deadline {
@@ -69,7 +28,7 @@ import VIPStoreConformance
                 }
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...40)))
                 kill(child.processIdentifier, SIGKILL)
-                #expect(await Self.waitForExit(child))
+                #expect(await ChildProcesses.waitForExit(child))
 
                 let store = try FileStore(directory: directory)
                 #expect(!FileManager.default.fileExists(atPath: directory + "/.meta/intent"), "round \(round)")
@@ -90,15 +49,12 @@ import VIPStoreConformance
 }
 
 /// The child side of `MultiProcessTests`; a no-op (and skipped) in a normal test run.
-@Test(.enabled(if: ProcessInfo.processInfo.environment[MultiProcessTests.roleVariable] != nil))
+@Test(.enabled(if: ChildProcesses.role != nil))
 func childProcessWorker() async throws {
-    let environment = ProcessInfo.processInfo.environment
-    let store = try FileStore(directory: try #require(environment["MVIP_CHILD_DIR"]))
-    switch environment[MultiProcessTests.roleVariable] {
+    let store = try FileStore(directory: try #require(ChildProcesses.directory))
+    switch ChildProcesses.role {
     case "increment":
-        for _ in 0..<(Int(environment["MVIP_CHILD_COUNT"] ?? "") ?? 0) {
-            _ = try await FileStoreTests.increment(store, key: "counters/hits")
-        }
+        for _ in 0..<ChildProcesses.count { try await ChildProcesses.increment(store, key: "counters/hits") }
     case "churn":
         // Runs until killed (bounded in case nobody does).
         let deadline = ContinuousClock.now + .seconds(30)
