@@ -18,32 +18,12 @@ import VIPStoreConformance
     /// stays whole, and each transaction is either fully there or fully absent once the store is reopened.
     @Test func killedWriterLeavesWholeRecordsAndAtomicTransactions() async throws {
         try await TemporaryDirectory.with { directory in
-            var previous: Revision = 0
-            for round in 0..<5 {
-                let child = try Self.children.spawn(role: "churn", directory: directory)
-                let reader = StoreDirectory(root: directory)
-                let deadline = ContinuousClock.now + .seconds(20)
-                while (try? reader.readState())??.revision ?? 0 < previous + 10, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(2))
-                }
-                try await Task.sleep(for: .milliseconds(Int.random(in: 0...40)))
-                kill(child.processIdentifier, SIGKILL)
-                #expect(await ChildProcesses.waitForExit(child))
-
-                let store = try FileStore(directory: directory)
-                #expect(!FileManager.default.fileExists(atPath: directory + "/.meta/intent"), "round \(round)")
-                let listing = try await store.list(prefix: "churn/")
-                #expect(listing.skipped == [], "round \(round)")
-                #expect(listing.records.map(\.key) == (0..<5).map { "churn/\($0)" }, "round \(round)")
-                #expect(Set(listing.records.map(\.value)).count == 1, "round \(round): torn transaction")
-                #expect(Set(listing.records.map(\.modRevision)).count == 1, "round \(round)")
-                let newest = listing.records.map(\.modRevision).max() ?? 0
-                #expect(listing.revision >= newest)
-                #expect(newest > previous)
-                let next = try await store.put("after/churn", Data("x".utf8))
-                #expect(next > listing.revision)
-                previous = next
-            }
+            try await Self.children.killedWriterLeavesAtomicTransactions(
+                directory: directory, revision: { try StoreDirectory(root: directory).readState()?.revision ?? 0 },
+                open: { try FileStore(directory: directory) },
+                reopened: { round in
+                    #expect(!FileManager.default.fileExists(atPath: directory + "/.meta/intent"), "round \(round)")
+                })
         }
     }
 }
@@ -56,15 +36,7 @@ func childProcessWorker() async throws {
     case "increment":
         for _ in 0..<ChildProcesses.count { try await ChildProcesses.increment(store, key: "counters/hits") }
     case "churn":
-        // Runs until killed (bounded in case nobody does).
-        let deadline = ContinuousClock.now + .seconds(30)
-        var generation = 0
-        while ContinuousClock.now < deadline {
-            generation += 1
-            let value = Data("generation \(generation) pid \(getpid())".utf8)
-            try store.commitBlocking(Transaction(operations: (0..<5).map { .put(key: "churn/\($0)", value: value) },
-                                                 durability: generation % 2 == 0 ? .durable : .volatile))
-        }
+        try await ChildProcesses.churn { try store.commitBlocking($0) }
     default:
         Issue.record("unknown role")
     }

@@ -79,4 +79,52 @@ public struct ChildProcesses: Sendable {
         #expect(revisions.last == record.modRevision)
         #expect(zip(revisions, revisions.dropFirst()).allSatisfy { $0 < $1 })
     }
+
+    /// `kill -9` a child in the middle of its multi-key transactions (role `churn`), five times: once the
+    /// store is opened again each transaction is fully there or fully absent, and the store writes on.
+    /// - Parameters:
+    ///   - revision: the store's revision, read without opening a store (which could repair what it checks).
+    ///   - reopened: checks of the backend's own on the reopened store, by round.
+    public func killedWriterLeavesAtomicTransactions(directory: String, revision: () throws -> Revision,
+                                                     open: () throws -> any Store,
+                                                     reopened: (Int) -> Void = { _ in }) async throws {
+        var previous: Revision = 0
+        for round in 0..<5 {
+            let child = try spawn(role: "churn", directory: directory)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while (try? revision()) ?? 0 < previous + 10, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...40)))
+            kill(child.processIdentifier, SIGKILL)
+            #expect(await Self.waitForExit(child))
+
+            let store = try open()
+            reopened(round)
+            let listing = try await store.list(prefix: "churn/")
+            #expect(listing.skipped == [], "round \(round)")
+            #expect(listing.records.map(\.key) == (0..<5).map { "churn/\($0)" }, "round \(round)")
+            #expect(Set(listing.records.map(\.value)).count == 1, "round \(round): torn transaction")
+            #expect(Set(listing.records.map(\.modRevision)).count == 1, "round \(round)")
+            let newest = listing.records.map(\.modRevision).max() ?? 0
+            #expect(listing.revision >= newest)
+            #expect(newest > previous)
+            let next = try await store.put("after/churn", Data("x".utf8))
+            #expect(next > listing.revision)
+            previous = next
+        }
+    }
+
+    /// The child's part of that: five keys rewritten in one transaction, durable and volatile in turn, until
+    /// killed (bounded in case nobody does).
+    public static func churn(_ commit: (Transaction) async throws -> Void) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        var generation = 0
+        while ContinuousClock.now < deadline {
+            generation += 1
+            let value = Data("generation \(generation) pid \(getpid())".utf8)
+            try await commit(Transaction(operations: (0..<5).map { .put(key: "churn/\($0)", value: value) },
+                                         durability: generation % 2 == 0 ? .durable : .volatile))
+        }
+    }
 }
