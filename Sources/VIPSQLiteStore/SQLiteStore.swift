@@ -49,8 +49,8 @@ public final class SQLiteStore: Store {
         try writer.execute("PRAGMA synchronous = FULL")
         // After a checkpoint the log shrinks back to this, instead of keeping the size of the largest apply.
         try writer.query("PRAGMA journal_size_limit = 16777216")
-        self.writer = LockedConnection(writer, synchronous: true)
-        reader = LockedConnection(try Self.openReader(path), synchronous: true)
+        self.writer = LockedConnection(writer)
+        reader = LockedConnection(try Self.openReader(path))
     }
 
     /// A connection that only reads: it waits (briefly, on its own thread) only while SQLite recovers a log.
@@ -210,11 +210,11 @@ final class LockedConnection: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`.
     private let connection: SQLiteConnection
-    private var synchronous: Bool
+    /// The connection's `PRAGMA synchronous`: FULL (true) as opened, NORMAL for volatile commits.
+    private var synchronous = true
 
-    init(_ connection: SQLiteConnection, synchronous: Bool) {
+    init(_ connection: SQLiteConnection) {
         self.connection = connection
-        self.synchronous = synchronous
     }
 
     func with<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
