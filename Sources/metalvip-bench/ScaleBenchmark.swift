@@ -189,12 +189,13 @@ struct StoreCounter {
         if store.hasPrefix(ScaleBenchmark.Backend.sqlite.scheme) {
             let database = store.dropFirst(ScaleBenchmark.Backend.sqlite.scheme.count) + "/metalvip.db"
             // Prefixes here are plain ASCII ending in "/": the range ends at the same text ending in "0".
-            let query = "SELECT count(*) FROM records WHERE key >= CAST('\(prefix)' AS BLOB) AND key < CAST('\(prefix.dropLast())0' AS BLOB) AND value IS NOT NULL"
+            let query = "SELECT count(*) FROM records WHERE key >= CAST('\(prefix)' AS BLOB) AND key < CAST('\(prefix.dropLast())0' AS BLOB)"
             let result = try await LANLab.shell(["sqlite3", "-readonly", String(database), query])
             return Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         }
         // A fresh store: every file in the segment's directory is a live record (no deletes, so no tombstones).
-        let directory = store.hasPrefix("file:") ? String(store.dropFirst("file:".count)) : store
+        let files = ScaleBenchmark.Backend.file.scheme
+        let directory = store.hasPrefix(files) ? String(store.dropFirst(files.count)) : store
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + String(prefix.dropLast()))) ?? []
         return names.filter { !$0.hasPrefix(".") }.count
     }
