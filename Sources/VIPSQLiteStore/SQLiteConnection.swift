@@ -49,7 +49,6 @@ final class SQLiteConnection {
             let status: Int32
             switch binding {
             case .integer(let value): status = sqlite3_bind_int64(statement, index, value)
-            case .text(let value): status = sqlite3_bind_text(statement, index, value, -1, csqlite_transient())
             case .bytes(let bytes):
                 // A zero-length blob bound through a pointer would be stored as NULL, which history reads as a delete.
                 if bytes.isEmpty {
@@ -57,7 +56,6 @@ final class SQLiteConnection {
                 } else {
                     status = bytes.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), csqlite_transient()) }
                 }
-            case .null: status = sqlite3_bind_null(statement, index)
             }
             guard status == SQLITE_OK else { throw failure(status, nil) }
         }
@@ -101,9 +99,7 @@ final class SQLiteConnection {
 
     enum Binding {
         case integer(Int64)
-        case text(String)
         case bytes(Data)
-        case null
 
         static func key(_ key: String) -> Binding { .bytes(Data(key.utf8)) }
     }
@@ -119,6 +115,11 @@ final class SQLiteConnection {
             let count = Int(sqlite3_column_bytes(statement, column))
             guard count > 0, let bytes = sqlite3_column_blob(statement, column) else { return Data() }
             return Data(bytes: bytes, count: count)
+        }
+
+        /// A row of `key, value, create_revision, mod_revision`, as listings and history read them.
+        func record() -> Record {
+            Record(key: string(0), value: data(1), createRevision: integer(2), modRevision: integer(3))
         }
 
         func string(_ column: Int32) -> String {

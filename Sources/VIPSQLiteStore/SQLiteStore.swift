@@ -80,7 +80,7 @@ public final class SQLiteStore: Store {
             let revision = try connection.integer(Schema.revision) ?? 0
             var records: [Record] = []
             try connection.query(range.end == nil ? Schema.listFrom : Schema.listBetween, range.bindings) { row in
-                records.append(Record(key: row.string(0), value: row.data(1), createRevision: row.integer(2), modRevision: row.integer(3)))
+                records.append(row.record())
             }
             return Listing(records: records, revision: revision)
         }

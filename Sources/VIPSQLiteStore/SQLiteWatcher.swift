@@ -89,13 +89,7 @@ final class SQLiteWatcher: Sendable {
             if reached < compacted { throw StoreError.compacted(requested: reached, oldestAvailable: compacted) }
             try connection.query(range.end == nil ? Schema.changesFrom : Schema.changesBetween,
                                  [.integer(reached)] + range.bindings) { row in
-                let key = row.string(0)
-                if row.isNull(1) {
-                    events.append(.delete(key: key, revision: row.integer(3)))
-                } else {
-                    events.append(.put(Record(key: key, value: row.data(1), createRevision: row.integer(2),
-                                              modRevision: row.integer(3))))
-                }
+                events.append(row.isNull(1) ? .delete(key: row.string(0), revision: row.integer(3)) : .put(row.record()))
             }
         } catch is SQLiteConnection.Busy {
             // The log is being recovered by another connection: the next wake-up reads again.
