@@ -8,8 +8,8 @@ import VIPStore
 /// the host. A transaction is one SQLite transaction, so a 10k-service apply costs one commit and one
 /// flush instead of a file and a flush per record; readers never wait for writers.
 ///
-/// Layout (`<dir>` is `directory`): `<dir>/metalvip.db` and SQLite's `-wal` and `-shm` beside it; the
-/// tables are in `Schema`.
+/// Layout (`<dir>` is `directory`): `<dir>/metalvip.db`, SQLite's `-wal` and `-shm` beside it, and the
+/// `CommitBell`'s `-commits`; the tables are in `Schema`.
 public final class SQLiteStore: Store {
     public static let fileName = "metalvip.db"
 
@@ -18,6 +18,7 @@ public final class SQLiteStore: Store {
     let path: String
     private let writer: LockedConnection
     private let reader: LockedConnection
+    private let bell: CommitBell
     let openWatches = WatchThreads()
 
     /// How long a writer waits for another process's transaction before calling the store unavailable.
@@ -50,6 +51,7 @@ public final class SQLiteStore: Store {
         // After a checkpoint the log shrinks back to this, instead of keeping the size of the largest apply.
         try writer.query("PRAGMA journal_size_limit = 16777216")
         self.writer = LockedConnection(writer)
+        bell = try CommitBell(databasePath: path)
         reader = LockedConnection(try Self.openReader(path))
     }
 
@@ -103,7 +105,7 @@ public final class SQLiteStore: Store {
             continuation.finish(throwing: error)
             return stream
         }
-        let watcher = SQLiteWatcher(path: path, directory: directory, range: KeyRange(prefix: prefix), after: after,
+        let watcher = SQLiteWatcher(path: path, bellPath: bell.path, range: KeyRange(prefix: prefix), after: after,
                                     continuation: continuation, openWatches: openWatches)
         continuation.onTermination = { _ in watcher.stop() }
         watcher.start()
@@ -126,7 +128,9 @@ public final class SQLiteStore: Store {
         var waited: UInt64 = 0
         while true {
             do {
-                return try writer.withTransaction(sync: sync, body)
+                let result = try writer.withTransaction(sync: sync, body)
+                bell.ring()
+                return result
             } catch is SQLiteConnection.Busy {
                 guard waited < Self.writeTimeoutNanoseconds else {
                     throw StoreError.unavailable("timed out after 30s waiting for the write lock of \(path)")

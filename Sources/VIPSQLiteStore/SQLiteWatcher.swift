@@ -6,11 +6,11 @@ import Synchronization
 import VIPStore
 
 /// One `watch` call: a thread with its own connection that reads what changed since the revision it
-/// reached, then sleeps until inotify reports a write to the database directory (every commit, from any
-/// process, writes the log file there). Nothing here runs on the cooperative pool.
+/// reached, then sleeps until inotify reports that the `CommitBell` rang (every commit from any MetalVIP
+/// process rings it). Nothing here runs on the cooperative pool.
 final class SQLiteWatcher: Sendable {
     private let path: String
-    private let directory: String
+    private let bellPath: String
     private let range: KeyRange
     private let after: Revision
     private let continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation
@@ -19,16 +19,13 @@ final class SQLiteWatcher: Sendable {
 
     /// Upper bound on how long a cancelled watch keeps its thread, connection and descriptor.
     static let pollMilliseconds: Int32 = 100
-    /// How long a watch waits after the first write it hears of before reading: a commit's writes land well
-    /// within it, so one commit wakes each watch once instead of once per write.
-    static let settleMicroseconds: UInt32 = 1_000
-    /// Without any inotify event, the watch still reads once per this many polls: a safety net, not the path.
+    /// Without a ring, the watch still reads once per this many polls: for writers that do not ring.
     static let pollsPerRead = 10
 
-    init(path: String, directory: String, range: KeyRange, after: Revision,
+    init(path: String, bellPath: String, range: KeyRange, after: Revision,
          continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation, openWatches: WatchThreads) {
         self.path = path
-        self.directory = directory
+        self.bellPath = bellPath
         self.range = range
         self.after = after
         self.continuation = continuation
@@ -44,12 +41,11 @@ final class SQLiteWatcher: Sendable {
 
     private func run() throws {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else { throw StoreError.unavailable("inotify_init1 for \(directory): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StoreError.unavailable("inotify_init1 for \(bellPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         // The watch goes in before the first read, so a commit racing that read is caught by one or the other.
-        let mask = UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE)
-        guard inotify_add_watch(fd, directory, mask) >= 0 else {
-            throw StoreError.unavailable("inotify_add_watch \(directory): \(String(cString: strerror(errno)))")
+        guard inotify_add_watch(fd, bellPath, UInt32(IN_MODIFY)) >= 0 else {
+            throw StoreError.unavailable("inotify_add_watch \(bellPath): \(String(cString: strerror(errno)))")
         }
         let connection = try SQLiteStore.openReader(path)
         var reached = after
@@ -61,14 +57,12 @@ final class SQLiteWatcher: Sendable {
                 var pollfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let ready = poll(&pollfd, 1, Self.pollMilliseconds)
                 if ready > 0 {
-                    // A commit is several writes to the log, each an event: let it finish, then drain every
-                    // queued event (an overflow included), so one read answers them all.
-                    usleep(Self.settleMicroseconds)
+                    // Every ring queued so far (an overflow included) is answered by the one read that follows.
                     while buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress!, $0.count) }) > 0 {}
                     break
                 }
                 if ready < 0, errno != EINTR {
-                    throw StoreError.unavailable("poll inotify \(directory): \(String(cString: strerror(errno)))")
+                    throw StoreError.unavailable("poll inotify \(bellPath): \(String(cString: strerror(errno)))")
                 }
                 polls += 1
             }
