@@ -155,16 +155,38 @@ public actor Speaker {
 
     // MARK: node lease
 
+    /// Starts a renewal every `renewInterval`, one at a time. A renewal still running a lease duration after
+    /// it started is worthless (this node is silent by then): it is cancelled and the next one starts, so a
+    /// store member that hangs (an etcd election) never holds renewals up. The loop's sleep is the only
+    /// timer: a timeout per renewal cost an idle speaker more wake-ups than the renewal itself.
     private func renewLoop() async {
+        var current: (id: Int, task: Task<Void, Never>, startedAt: MonotonicInstant)?
         while !Task.isCancelled {
             heartbeat.beat()
-            await renew()
+            let now = MonotonicInstant.now()
+            if let running = current, renewalInFlight == running.id {
+                if now - running.startedAt < settings.leaseDuration {
+                    try? await Task.sleep(for: settings.renewInterval)
+                    continue
+                }
+                running.task.cancel()
+            }
+            let id = (current?.id ?? 0) + 1
+            renewalInFlight = id
+            current = (id, Task { await self.renew(id) }, now)
             try? await Task.sleep(for: settings.renewInterval)
         }
+        // Nothing may renew after the loop ends: shutdown releases the lease next.
+        current?.task.cancel()
+        await current?.task.value
     }
 
+    /// The renewal `renewLoop` waits for; cleared when it ends.
+    private var renewalInFlight: Int?
+
     /// One renewal: one write per node per period, whatever the number of VIPs.
-    func renew() async {
+    func renew(_ id: Int?) async {
+        defer { if renewalInFlight == id { renewalInFlight = nil } }
         let startedAt = MonotonicInstant.now()
         let wall = RecordCoding.timestamp()
         let record = NodeLease(
@@ -181,11 +203,9 @@ public actor Speaker {
             let value = try lastRenewal.flatMap { $0.record == record ? $0.value : nil } ?? RecordCoding.encode(record)
             lastRenewal = (record, value)
             let key = Keyspace.nodeLease(settings.node)
-            // A renewal that outlasts the lease is worthless (this node is silent by then) and must not hold
-            // up the next one: a store member that hangs (an etcd election) is given up on at the deadline.
-            let revision = try await Self.within(settings.leaseDuration) { [store] in
-                try await store.put(key, value, durability: .volatile)
-            }
+            let revision = try await store.put(key, value, durability: .volatile)
+            // Given up on by the loop at the lease deadline: what it wrote is past its worth.
+            if Task.isCancelled { throw StoreError.unavailable("no answer within \(settings.leaseDuration.milliseconds) ms") }
             let now = MonotonicInstant.now()
             Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "speaker")])
                 .recordNanoseconds((now - startedAt).nanosecondsClamped)
@@ -218,6 +238,11 @@ public actor Speaker {
                 logger.debug("node lease renewal failed again: \(error)")
             }
         }
+    }
+
+    /// A renewal out of turn, so peers learn of a change at once; bounded by the lease like the loop's.
+    private func renewNow() async {
+        _ = try? await Self.within(settings.leaseDuration) { await self.renew(nil) }
     }
 
     /// Runs `body`, cancelling it and throwing `StoreError.unavailable` if it takes longer than `limit`.
@@ -438,7 +463,7 @@ public actor Speaker {
                 burstOwed.formUnion(confirmed.keys)
                 confirmed.removeAll()
             }
-            await renew()
+            await renewNow()
             poke()
         }
     }
@@ -698,7 +723,7 @@ public actor Speaker {
         let nowUnservable = inputs.unservable(node: settings.node, unhealthy: unhealthy)
         if nowUnservable != unservable {
             unservable = nowUnservable
-            await renew()  // peers learn at once that this node gives the VIP up
+            await renewNow()  // peers learn at once that this node gives the VIP up
         }
         guard !update.isEmpty else {
             programmed = desired

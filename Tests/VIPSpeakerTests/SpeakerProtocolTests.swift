@@ -25,6 +25,10 @@ final class SeverableStore: Store {
     let severed = Atomic<Bool>(false)
     /// While set, only `list` fails: a test holds a re-list back until it has changed the store behind it.
     let listingsHeld = Atomic<Bool>(false)
+    /// While set, commits never return, even when cancelled, as a request to a store member that hangs
+    /// mid-election; `releaseHung` ends them (with an error) when the test is done.
+    let hangs = Atomic<Bool>(false)
+    private let hung = Mutex<[CheckedContinuation<Void, Never>]>([])
     let listings = Mutex<[Call]>([])
     let watches = Mutex<[Call]>([])
     private let open = Mutex<[Int: AsyncThrowingStream<WatchEvent, Error>.Continuation]>([:])
@@ -46,7 +50,21 @@ final class SeverableStore: Store {
         listings.withLock { $0.append(Call(prefix: prefix, revision: listing.revision)) }
         return listing
     }
-    func commit(_ transaction: Transaction) async throws -> Revision { try check(); return try await inner.commit(transaction) }
+    func commit(_ transaction: Transaction) async throws -> Revision {
+        try check()
+        if hangs.load(ordering: .relaxed) {
+            await withCheckedContinuation { continuation in hung.withLock { $0.append(continuation) } }
+            throw StoreError.unavailable("hung by the test")
+        }
+        return try await inner.commit(transaction)
+    }
+
+    /// How many commits are hanging right now.
+    var hangingCommits: Int { hung.withLock { $0.count } }
+
+    func releaseHung() {
+        for continuation in hung.withLock({ hung in defer { hung.removeAll() }; return hung }) { continuation.resume() }
+    }
     func compact(through revision: Revision) async throws { try check(); try await inner.compact(through: revision) }
     func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
         if severed.load(ordering: .relaxed) {
@@ -251,6 +269,28 @@ final class SpeakerLab: Sendable {
         let seen = await lab.watchForDoubleAnswers(vip, for: .seconds(2))
         #expect(seen.contains(owner))
         #expect(lab.answering(vip) == [owner], "moved back to the preferred node")
+        await lab.stopAll()
+    }
+
+    /// A renewal stuck in a store that never answers is given up at the lease deadline, not waited for:
+    /// once the store answers again the node renews and announces again, while the old request still hangs.
+    @Test func aRenewalThatNeverReturnsDoesNotHoldUpTheNext() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        for index in lab.names.indices { lab.start(index) }
+        _ = await lab.waitForOwner(vip)
+        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
+        let owner = try #require(lab.answering(vip).first)
+        lab.stores[owner].hangs.store(true, ordering: .relaxed)
+        let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(5)))
+        #expect(next != owner)
+        #expect(lab.stores[owner].hangingCommits >= 1)
+        lab.stores[owner].hangs.store(false, ordering: .relaxed)
+        // The preferred owner renews again and takes its VIP back, never answered twice.
+        let seen = await lab.watchForDoubleAnswers(vip, for: .seconds(3))
+        #expect(seen.contains(owner), "the node never renewed after the store answered again")
+        #expect(lab.answering(vip) == [owner], "moved back to the preferred node")
+        #expect(lab.stores[owner].hangingCommits >= 1, "the stuck request was still hanging: nothing waited for it")
+        lab.stores[owner].releaseHung()
         await lab.stopAll()
     }
 
