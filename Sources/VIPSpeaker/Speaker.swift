@@ -41,11 +41,9 @@ public actor Speaker {
     private let responder: any Responder
     private let logger: Logger
 
-    private var holder: LeaseHolder
+    private let renewer: NodeLeaseRenewer
     /// Other nodes' leases, as observed.
     private var observed: [String: ObservedNode] = [:]
-    /// The last node lease this speaker wrote, and its encoding.
-    private var lastRenewal: (record: NodeLease, value: Data)?
     /// Nodes judged live at the last expiry check, to notice transitions.
     private var liveAtLastCheck: Set<String> = []
     private var claims: [IPAddress: StoredClaim] = [:]
@@ -61,9 +59,6 @@ public actor Speaker {
     private var burstOwed: Set<IPAddress> = []
     private var local: [String: LinkInfo] = [:]
     private var trigger: AsyncStream<Void>.Continuation?
-    private var myLeaseRevision: Revision?
-    /// When renewals started failing, for one warning per outage instead of one per attempt.
-    private var renewFailingSince: MonotonicInstant?
     private let dataPath: DataPath?
     /// The forwarding inputs of the current snapshot (nil until the first load).
     private var inputs: ForwardingInputs?
@@ -94,7 +89,7 @@ public actor Speaker {
         self.responder = responder
         self.table = table
         self.logger = logger
-        holder = LeaseHolder(identity: settings.node, duration: settings.leaseDuration)
+        renewer = NodeLeaseRenewer(settings: settings, store: store, table: table, logger: logger)
         events = ServiceEventWriter(store: store, logger: logger)
     }
 
@@ -111,6 +106,7 @@ public actor Speaker {
         for missing in settings.interfaces where local[missing] == nil {
             logger.warning("interface \(missing) not found; waiting for it to appear")
         }
+        publishLeaseContent()
         let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.trigger = trigger
         await withTaskGroup(of: Void.self) { group in
@@ -155,16 +151,16 @@ public actor Speaker {
 
     // MARK: node lease
 
-    /// Starts a renewal every `renewInterval`, one at a time. A renewal still running a lease duration after
-    /// it started is worthless (this node is silent by then): it is cancelled and the next one starts, so a
-    /// store member that hangs (an etcd election) never holds renewals up. The loop's sleep is the only
-    /// timer: a timeout per renewal cost an idle speaker more wake-ups than the renewal itself.
-    private func renewLoop() async {
+    /// Starts a renewal every `renewInterval`, one at a time, off the actor. A renewal still running a lease
+    /// duration after it started is worthless (this node is silent by then): it is cancelled and the next one
+    /// starts, so a store member that hangs (an etcd election) never holds renewals up. The loop's sleep is
+    /// the only timer: a timeout per renewal cost an idle speaker more wake-ups than the renewal itself.
+    private nonisolated func renewLoop() async {
         var current: (id: Int, task: Task<Void, Never>, startedAt: MonotonicInstant)?
         while !Task.isCancelled {
             heartbeat.beat()
             let now = MonotonicInstant.now()
-            if let running = current, renewalInFlight == running.id {
+            if let running = current, renewer.isInFlight(running.id) {
                 if now - running.startedAt < settings.leaseDuration {
                     try? await Task.sleep(for: settings.renewInterval)
                     continue
@@ -172,8 +168,8 @@ public actor Speaker {
                 running.task.cancel()
             }
             let id = (current?.id ?? 0) + 1
-            renewalInFlight = id
-            current = (id, Task { await self.renew(id) }, now)
+            renewer.start(id)
+            current = (id, Task { [renewer] in await self.renewed(await renewer.renew(id)) }, now)
             try? await Task.sleep(for: settings.renewInterval)
         }
         // Nothing may renew after the loop ends: shutdown releases the lease next.
@@ -181,68 +177,39 @@ public actor Speaker {
         await current?.task.value
     }
 
-    /// The renewal `renewLoop` waits for; cleared when it ends.
-    private var renewalInFlight: Int?
-
-    /// One renewal: one write per node per period, whatever the number of VIPs.
-    func renew(_ id: Int?) async {
-        defer { if renewalInFlight == id { renewalInFlight = nil } }
-        let startedAt = MonotonicInstant.now()
-        let wall = RecordCoding.timestamp()
-        let record = NodeLease(
-            lease: LeaseRecord(holder: settings.node, durationMilliseconds: settings.leaseDuration.milliseconds,
-                               acquireTime: holder.observer.record?.acquireTime ?? wall, renewTime: wall,
-                               transitions: 0),
-            labels: settings.labels,
-            interfaces: settings.interfaces.map { name in
-                NodeInterface(name: name, up: local[name]?.isUp ?? false, mac: local[name]?.mac)
-            },
-            unservable: Array(unservable))
-        do {
-            // Within one second the record is the same as last time: its bytes are too.
-            let value = try lastRenewal.flatMap { $0.record == record ? $0.value : nil } ?? RecordCoding.encode(record)
-            lastRenewal = (record, value)
-            let key = Keyspace.nodeLease(settings.node)
-            let revision = try await store.put(key, value, durability: .volatile)
-            // Given up on by the loop at the lease deadline: what it wrote is past its worth.
-            if Task.isCancelled { throw StoreError.unavailable("no answer within \(settings.leaseDuration.milliseconds) ms") }
-            let now = MonotonicInstant.now()
-            Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "speaker")])
-                .recordNanoseconds((now - startedAt).nanosecondsClamped)
-            holder.wrote(record.lease, revision: revision, startedAt: startedAt, now: now)
+    /// The speaker's part of a renewal: most need none, and never wait for the actor.
+    private nonisolated func renewed(_ outcome: NodeLeaseRenewer.Outcome) async {
+        switch outcome {
+        case .renewed(first: false), .failed: return
+        case .renewed(first: true):
             // A reconcile that ran before this first renewal did nothing; it must run again now.
-            let first = myLeaseRevision == nil
-            myLeaseRevision = revision
-            if table.renewed(until: startedAt + settings.leaseDuration, now: now) {
-                logger.warning("node lease lapsed; claims are re-proven before answering again")
-                Counter(label: "metalvip_lease_lapses_total", dimensions: [("component", "speaker")]).increment()
-                confirmed.removeAll()
-                // This node could not see the store either: the others' leases only look unchanged. Give each
-                // a full duration from now, so owners re-prove their claims instead of losing them to a race.
-                for node in observed.keys { observed[node]?.observer.restartClock(at: now) }
-                poke()
-            } else if first || snapshot == nil {
-                poke()
-            }
-            if let since = renewFailingSince {
-                renewFailingSince = nil
-                logger.info("node lease renewed again after \((now - since).milliseconds) ms of failed renewals")
-            }
-        } catch {
-            Counter(label: "metalvip_lease_renew_failures_total", dimensions: [("component", "speaker")]).increment()
-            if renewFailingSince == nil {
-                renewFailingSince = startedAt
-                // The trade-off, said once per outage: silence is what keeps two nodes from answering for one VIP.
-                logger.warning("node lease renewal failed: \(error); this node stops answering at its lease deadline and stays silent until the store is back, so that no two nodes ever answer for one VIP")
-            } else {
-                logger.debug("node lease renewal failed again: \(error)")
-            }
+            await poke()
+        case .lapsedAndRenewed(let now):
+            await lapsed(at: now)
         }
+    }
+
+    private func lapsed(at now: MonotonicInstant) {
+        confirmed.removeAll()
+        // This node could not see the store either: the others' leases only look unchanged. Give each a full
+        // duration from now, so owners re-prove their claims instead of losing them to a race.
+        for node in observed.keys { observed[node]?.observer.restartClock(at: now) }
+        poke()
+    }
+
+    /// What the node lease says of this node: its interfaces, and the services it cannot serve.
+    private func publishLeaseContent() {
+        renewer.set(NodeLeaseRenewer.Content(
+            interfaces: settings.interfaces.map { name in NodeInterface(name: name, up: local[name]?.isUp ?? false, mac: local[name]?.mac) },
+            unservable: Array(unservable)))
     }
 
     /// A renewal out of turn, so peers learn of a change at once; bounded by the lease like the loop's.
     private func renewNow() async {
-        _ = try? await Self.within(settings.leaseDuration) { await self.renew(nil) }
+        publishLeaseContent()
+        if let outcome = try? await Self.within(settings.leaseDuration, { [renewer] in await renewer.renew(nil) }) {
+            await renewed(outcome)
+        }
     }
 
     /// Runs `body`, cancelling it and throwing `StoreError.unavailable` if it takes longer than `limit`.
@@ -510,7 +477,7 @@ public actor Speaker {
         // Rules first and whatever the lease says: every node programs every VIP it may carry, so a takeover
         // needs only the ARP/NDP move.
         if let dataPath, let inputs, forwardingDirty { await program(inputs, dataPath) }
-        guard let snapshot, let inputs, let myRevision = myLeaseRevision, !table.isLapsed() else { return }
+        guard let snapshot, let inputs, let myRevision = renewer.revision, !table.isLapsed() else { return }
         let now = MonotonicInstant.now()
         let epoch = table.epoch
         var nodes = [NodeStatus(name: settings.node, labels: settings.labels,
