@@ -32,6 +32,8 @@ final class NodeLeaseRenewer: Sendable {
         /// The last record written, and its encoding: within one second the next is the same.
         var last: (record: NodeLease, value: Data)?
         var revision: Revision?
+        /// Start of the renewal whose deadline the table holds.
+        var appliedStart: MonotonicInstant?
         /// When renewals started failing, for one warning per outage instead of one per attempt.
         var failingSince: MonotonicInstant?
         /// The renewal the loop waits for; cleared when it ends.
@@ -84,19 +86,24 @@ final class NodeLeaseRenewer: Sendable {
             let now = MonotonicInstant.now()
             Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "speaker")])
                 .recordNanoseconds((now - startedAt).nanosecondsClamped)
-            let (first, failingSince) = state.withLock { state in
+            // An out-of-turn renewal and the loop's may finish out of order: the later start sets the deadline,
+            // and the table is told under the same lock so the two cannot cross.
+            let applied: (first: Bool, lapsed: Bool, failingSince: MonotonicInstant?)? = state.withLock { state in
+                let failingSince = state.failingSince
                 state.last = (record, bytes)
+                state.failingSince = nil
+                if let appliedStart = state.appliedStart, startedAt < appliedStart { return nil }
+                let first = state.revision == nil
                 state.holder.wrote(record.lease, revision: revision, startedAt: startedAt, now: now)
-                defer {
-                    state.revision = revision
-                    state.failingSince = nil
-                }
-                return (state.revision == nil, state.failingSince)
+                state.revision = revision
+                state.appliedStart = startedAt
+                return (first, table.renewed(until: startedAt + settings.leaseDuration, now: now), failingSince)
             }
+            guard let (first, lapsed, failingSince) = applied else { return .renewed(first: false) }
             if let failingSince {
                 logger.info("node lease renewed again after \((now - failingSince).milliseconds) ms of failed renewals")
             }
-            if table.renewed(until: startedAt + settings.leaseDuration, now: now) {
+            if lapsed {
                 logger.warning("node lease lapsed; claims are re-proven before answering again")
                 Counter(label: "metalvip_lease_lapses_total", dimensions: [("component", "speaker")]).increment()
                 return .lapsedAndRenewed(at: now)
