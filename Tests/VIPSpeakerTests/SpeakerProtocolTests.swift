@@ -202,6 +202,15 @@ final class SpeakerLab: Sendable {
         for index in names.indices { await stop(index) }
     }
 
+    /// Starts every speaker and returns the owner of `vip` once it has held it half a second, never
+    /// answered twice meanwhile.
+    func startSettled(_ vip: IPAddress) async throws -> Int {
+        for index in names.indices { start(index) }
+        _ = await waitForOwner(vip)
+        _ = await watchForDoubleAnswers(vip, for: .milliseconds(500))
+        return try #require(answering(vip).first)
+    }
+
     /// Indexes of speakers that would answer for `vip` right now.
     func answering(_ vip: IPAddress) -> [Int] {
         speakers.indices.filter { speakers[$0].table.answer(for: vip, on: 2) != nil }
@@ -255,10 +264,7 @@ final class SpeakerLab: Sendable {
 
     @Test func aPartitionedOwnerFallsSilentBeforeAnotherTakesOver() async throws {
         let lab = try await SpeakerLab(vips: ["192.0.2.10"])
-        for index in lab.names.indices { lab.start(index) }
-        _ = await lab.waitForOwner(vip)
-        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
-        let owner = try #require(lab.answering(vip).first)
+        let owner = try await lab.startSettled(vip)
         lab.stores[owner].severed.store(true, ordering: .relaxed)
         let cut = ContinuousClock.now
         let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(5)))
@@ -276,10 +282,7 @@ final class SpeakerLab: Sendable {
     /// once the store answers again the node renews and announces again, while the old request still hangs.
     @Test func aRenewalThatNeverReturnsDoesNotHoldUpTheNext() async throws {
         let lab = try await SpeakerLab(vips: ["192.0.2.10"])
-        for index in lab.names.indices { lab.start(index) }
-        _ = await lab.waitForOwner(vip)
-        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
-        let owner = try #require(lab.answering(vip).first)
+        let owner = try await lab.startSettled(vip)
         lab.stores[owner].hangs.store(true, ordering: .relaxed)
         let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(5)))
         #expect(next != owner)
@@ -296,10 +299,7 @@ final class SpeakerLab: Sendable {
 
     @Test func gracefulShutdownHandsOverAtOnce() async throws {
         let lab = try await SpeakerLab(vips: ["192.0.2.10"])
-        for index in lab.names.indices { lab.start(index) }
-        _ = await lab.waitForOwner(vip)
-        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
-        let owner = try #require(lab.answering(vip).first)
+        let owner = try await lab.startSettled(vip)
         let stopped = ContinuousClock.now
         await lab.stop(owner)
         let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(2)))
@@ -311,10 +311,7 @@ final class SpeakerLab: Sendable {
 
     @Test func interfaceDownMovesTheVIP() async throws {
         let lab = try await SpeakerLab(vips: ["192.0.2.10"])
-        for index in lab.names.indices { lab.start(index) }
-        _ = await lab.waitForOwner(vip)
-        _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(500))
-        let owner = try #require(lab.answering(vip).first)
+        let owner = try await lab.startSettled(vip)
         lab.interfaces[owner].set(up: false)
         let next = try #require(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(2)))
         #expect(next != owner)
