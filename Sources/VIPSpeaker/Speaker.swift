@@ -534,7 +534,8 @@ public actor Speaker {
         let parts = writes.map(\.transaction)
         for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, maxParts: Self.claimChunk) {
             // Past the lease deadline every write is refused anyway; stop taking the store's lock for them.
-            if table.isLapsed() { break }
+            // Shutting down, the writes fail and `shutdown()` releases what was claimed.
+            if table.isLapsed() || Task.isCancelled { break }
             let chunk = writes[run]
             var committed: [ClaimWrite] = []
             if chunk.count > 1, await commit(TransactionBatches.merge(parts[run], durability: .volatile)) {
@@ -636,7 +637,8 @@ public actor Speaker {
             poke()  // someone moved first; look again with what the watch brings
             return false
         } catch {
-            logger.warning("store write failed: \(error)")
+            // A write cut short by shutdown is expected, not news.
+            if !Task.isCancelled { logger.warning("store write failed: \(error)") }
             poke()
             return false
         }
@@ -739,24 +741,36 @@ public actor Speaker {
 
     // MARK: shutting down
 
-    /// Falls silent, then releases every claim and the node lease in one write, so a peer takes over at once.
+    /// Falls silent, then releases every claim and the node lease, so a peer takes over at once: in one write
+    /// where the store allows, else in as few as its transaction limit allows, the node lease last.
     public func shutdown() async {
         let started = MonotonicInstant.now()
         table.silence()
-        var conditions: [Condition] = []
-        var operations: [StoreOperation] = []
-        for (address, stored) in claims where stored.claim.node == settings.node {
-            conditions.append(Condition(ClaimPlanner.claimKey(address), .modRevision(stored.revision)))
-            operations.append(.delete(key: ClaimPlanner.claimKey(address)))
+        var parts = claims.filter { $0.value.claim.node == settings.node }.map { address, stored in
+            let key = ClaimPlanner.claimKey(address)
+            return Transaction(conditions: [Condition(key, .modRevision(stored.revision))], operations: [.delete(key: key)])
         }
-        operations.append(.delete(key: Keyspace.nodeLease(settings.node)))
-        do {
-            try await store.commit(Transaction(conditions: conditions, operations: operations))
-            logger.info("released \(operations.count - 1) claims and the node lease in \((MonotonicInstant.now() - started).milliseconds) ms")
-        } catch {
-            // A claim moved meanwhile: release the node lease alone; remaining claims lapse with it.
-            _ = try? await store.delete(Keyspace.nodeLease(settings.node))
-            logger.warning("released the node lease; claims lapse with it (\(error))")
+        let owned = parts.count
+        parts.append(Transaction(operations: [.delete(key: Keyspace.nodeLease(settings.node))]))
+        var released = 0
+        var leaseReleased = false
+        var failure: (any Error)?
+        for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction) {
+            do {
+                try await store.commit(TransactionBatches.merge(parts[run]))
+                released += run.upperBound == parts.count ? run.count - 1 : run.count
+                leaseReleased = run.upperBound == parts.count
+            } catch {
+                // A claim moved meanwhile, say: the claims of this run lapse with the node lease.
+                failure = failure ?? error
+            }
+        }
+        if !leaseReleased { leaseReleased = (try? await store.delete(Keyspace.nodeLease(settings.node))) != nil }
+        let elapsed = (MonotonicInstant.now() - started).milliseconds
+        if let failure {
+            logger.warning("released \(released) of \(owned) claims\(leaseReleased ? " and the node lease" : "") in \(elapsed) ms; the rest lapse with the node lease (\(failure))")
+        } else {
+            logger.info("released \(released) claims and the node lease in \(elapsed) ms")
         }
         // Peers carry the VIPs now; connections still reaching this node kept working until here.
         if let dataPath {

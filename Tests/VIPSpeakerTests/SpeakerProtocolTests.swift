@@ -34,7 +34,14 @@ final class SeverableStore: Store {
     private let open = Mutex<[Int: AsyncThrowingStream<WatchEvent, Error>.Continuation]>([:])
     private let serial = Atomic<Int>(0)
 
-    init(_ inner: any Store) { self.inner = inner }
+    /// The most conditions or operations one transaction may carry; beyond it a commit is refused, as etcd
+    /// refuses one over `--max-txn-ops`.
+    let maxOperationsPerTransaction: Int
+
+    init(_ inner: any Store, operationLimit: Int = .max) {
+        self.inner = inner
+        maxOperationsPerTransaction = operationLimit
+    }
 
     var name: String { inner.name }
 
@@ -52,6 +59,9 @@ final class SeverableStore: Store {
     }
     func commit(_ transaction: Transaction) async throws -> Revision {
         try check()
+        if max(transaction.conditions.count, transaction.operations.count) > maxOperationsPerTransaction {
+            throw StoreError.unavailable("too many operations in one transaction")
+        }
         if hangs.load(ordering: .relaxed) {
             await withCheckedContinuation { continuation in hung.withLock { $0.append(continuation) } }
             throw StoreError.unavailable("hung by the test")
@@ -145,7 +155,7 @@ final class SpeakerLab: Sendable {
     let speakers: [Speaker]
     let tasks = Mutex<[Int: Task<Void, Error>]>([:])
 
-    init(vips: [String], adjust: (inout Speaker.Settings) -> Void = { _ in }) async throws {
+    init(vips: [String], operationLimit: Int = .max, adjust: (inout Speaker.Settings) -> Void = { _ in }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-speaker-\(getpid())-\(UUID().uuidString)").path
         let store = try FileStore(directory: directory)
         self.store = store
@@ -168,7 +178,7 @@ final class SpeakerLab: Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["SPEAKER_TEST_LOG"] == nil ? .critical : .info
         _ = try await Controller(store: store, identity: "ctl", settings: .init(), logger: logger).runOnce()
         let names = names
-        stores = names.map { _ in SeverableStore(store) }
+        stores = names.map { _ in SeverableStore(store, operationLimit: operationLimit) }
         interfaces = names.indices.map { FakeInterfaces(mac: 0x0200_0000_0000 + UInt64($0 + 1)) }
         responders = names.map { _ in RecordingResponder() }
         var speakers: [Speaker] = []
@@ -306,6 +316,26 @@ final class SpeakerLab: Sendable {
         // Well under the 200 ms lease: the claim was released, not left to expire.
         #expect(ContinuousClock.now - stopped < .milliseconds(150), "handover took \(ContinuousClock.now - stopped)")
         #expect(next != owner)
+        await lab.stopAll()
+    }
+
+    /// etcd takes at most 128 operations in a transaction; a node holding more claims than that still
+    /// releases every one of them, and its node lease, when it stops.
+    @Test func gracefulShutdownReleasesMoreClaimsThanOneTransactionHolds() async throws {
+        let vips = (10..<22).map { IPAddress("192.0.2.\($0)")! }
+        let lab = try await SpeakerLab(vips: vips.map(\.description), operationLimit: 3)
+        for index in lab.names.indices { lab.start(index) }
+        for vip in vips { _ = try #require(await lab.waitForOwner(vip)) }
+        _ = await lab.watchForDoubleAnswers(vips[0], for: .milliseconds(500))
+        let held = lab.names.indices.map { index in vips.filter { lab.answering($0) == [index] } }
+        let owner = try #require(held.indices.max { held[$0].count < held[$1].count })
+        try #require(held[owner].count > 3, "one node holds more claims than a transaction takes: \(held.map(\.count))")
+        await lab.stop(owner)
+        let claims = try await lab.store.list(prefix: Keyspace.claimsPrefix).records
+        let left = try claims.filter { try RecordCoding.decode(Claim.self, from: $0.value).node == lab.names[owner] }
+        #expect(left.isEmpty, "claims left behind: \(left.map(\.key))")
+        #expect(try await lab.store.get(Keyspace.nodeLease(lab.names[owner])) == nil, "node lease left behind")
+        for vip in held[owner] { #expect(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(2)) != nil) }
         await lab.stopAll()
     }
 
