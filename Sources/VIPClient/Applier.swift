@@ -29,13 +29,17 @@ public struct ApplyResult: Sendable {
 public enum ApplyError: Error, Sendable, CustomStringConvertible {
     case manifest(ManifestError)
     case notFound([String])
-    case conflict(String)
+    /// A key changed between the read and the write. `split` when the apply needed several transactions
+    /// (the store's limit), so the others may have been written.
+    case conflict(String, split: Bool)
 
     public var description: String {
         switch self {
         case .manifest(let error): "error: \(error)"
         case .notFound(let names): names.map { "error: \($0) not found" }.joined(separator: "\n")
-        case .conflict(let key): "error: \(key) changed while applying; nothing was written, try again"
+        case .conflict(let key, false): "error: \(key) changed while applying; nothing was written, try again"
+        case .conflict(let key, true):
+            "error: \(key) changed while applying; the store takes this apply in several transactions, and the one with \(key) was not written (others may have been); apply again"
         }
     }
 }
@@ -64,17 +68,58 @@ public struct Applier: Sendable {
 
     /// Commits the per-object parts: in one transaction when the store allows it (the file store always
     /// does), else in as few as its limit allows, each all-or-nothing. Nil when nothing was to be written.
-    private func commit(_ parts: [Transaction]) async throws -> Revision? {
-        guard parts.contains(where: { !$0.operations.isEmpty }) else { return nil }
-        var revision: Revision?
-        for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction) where parts[run].contains(where: { !$0.operations.isEmpty }) {
+    /// `stages` gives each part's place in the dependency order: split transactions of one stage go a few
+    /// at once (on etcd each waits a round trip and a disk flush), and a stage starts when the one before
+    /// it is written.
+    private func commit(_ parts: [Transaction], stages: [Int]) async throws -> Revision? {
+        let limit = store.maxOperationsPerTransaction
+        func writes(_ run: Range<Int>) -> Bool { parts[run].contains { !$0.operations.isEmpty } }
+        let runs = TransactionBatches.runs(parts, limit: limit).filter(writes)
+        guard runs.count > 1 else {
+            guard let run = runs.first else { return nil }
             do {
-                revision = try await store.commit(TransactionBatches.merge(parts[run]))
+                return try await store.commit(TransactionBatches.merge(parts[run]))
             } catch StoreError.conflict(let key, _) {
-                throw ApplyError.conflict(key)
+                throw ApplyError.conflict(key, split: false)
             }
         }
+        var revision: Revision?
+        var start = 0
+        while start < parts.count {
+            let end = stages[start...].firstIndex { $0 != stages[start] } ?? parts.count
+            let stage = TransactionBatches.runs(Array(parts[start..<end]), limit: limit)
+                .map { ($0.lowerBound + start)..<($0.upperBound + start) }.filter(writes)
+            if let written = try await commitTogether(stage.map { TransactionBatches.merge(parts[$0]) }) {
+                revision = max(revision ?? written, written)
+            }
+            start = end
+        }
         return revision
+    }
+
+    /// Split transactions in flight at once, at most this many.
+    static let transactionsInFlight = 4
+
+    /// Commits independent transactions, a few at a time; the highest revision, or the first conflict.
+    private func commitTogether(_ transactions: [Transaction]) async throws -> Revision? {
+        let store = store
+        do {
+            return try await withThrowingTaskGroup(of: Revision.self) { group in
+                var pending = transactions[...]
+                var revision: Revision?
+                for _ in 0..<Self.transactionsInFlight {
+                    guard let next = pending.popFirst() else { break }
+                    group.addTask { try await store.commit(next) }
+                }
+                while let written = try await group.next() {
+                    revision = max(revision ?? written, written)
+                    if let next = pending.popFirst() { group.addTask { try await store.commit(next) } }
+                }
+                return revision
+            }
+        } catch StoreError.conflict(let key, _) {
+            throw ApplyError.conflict(key, split: true)
+        }
     }
 
     /// Above this many objects of one kind, their prefix is listed once instead of read object by object:
@@ -109,6 +154,7 @@ public struct Applier: Sendable {
 
         var result = ApplyResult()
         var parts: [Transaction] = []
+        var stages: [Int] = []
         var outcomes: [ObjectKey: ApplyOutcome] = [:]
         // Written in dependency order (`Kind.applyOrder`: services before their EndpointSlices), so an apply
         // split over several transactions never lands backends before their service; lines keep input order.
@@ -125,6 +171,7 @@ public struct Applier: Sendable {
                 document.set(["metadata", "namespace"], to: .string(object.key.namespace))
             }
             result.warnings += object.warnings.map { "warning: \(object.key): \($0)" }
+            stages.append(object.key.kind.applyOrder)
             if let existing, previous == document {
                 outcomes[object.key] = .unchanged
                 parts.append(Transaction(conditions: [Condition(key, .modRevision(existing.modRevision))], operations: []))
@@ -134,7 +181,7 @@ public struct Applier: Sendable {
             parts.append(Transaction(conditions: [Condition(key, existing.map { .modRevision($0.modRevision) } ?? .absent)],
                                      operations: [.put(key: key, value: JSONText.encode(document))]))
         }
-        if let revision = try await commit(parts) { result.revision = revision }
+        if let revision = try await commit(parts, stages: stages) { result.revision = revision }
         for entry in entries {
             switch entry {
             case .object(let object):
@@ -169,7 +216,8 @@ public struct Applier: Sendable {
                                      operations: [.delete(key: storeKey)]))
             result.lines.append("\(key.kind.resourceName) \"\(key.name)\" deleted")
         }
-        if let revision = try await commit(parts) { result.revision = revision }
+        // Nothing depends on the order of deletes: one stage.
+        if let revision = try await commit(parts, stages: parts.map { _ in 0 }) { result.revision = revision }
         if !missing.isEmpty {
             if parts.isEmpty { throw ApplyError.notFound(missing) }
             result.warnings += missing.map { "error: \($0) not found" }

@@ -11,6 +11,8 @@ import VIPStore
 final class OneOperationStore: Store {
     let base: FileStore
     let written = Mutex<[String]>([])
+    /// Commits under way now, and the most there ever were at once.
+    let inFlight = Mutex((now: 0, most: 0))
 
     init(_ base: FileStore) { self.base = base }
 
@@ -20,6 +22,10 @@ final class OneOperationStore: Store {
     func list(prefix: String) async throws -> Listing { try await base.list(prefix: prefix) }
     func commit(_ transaction: Transaction) async throws -> Revision {
         written.withLock { $0 += transaction.operations.map(\.key) }
+        inFlight.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+        defer { inFlight.withLock { $0.now -= 1 } }
+        // A round trip, as to etcd: long enough for the next commit to start meanwhile, if it may.
+        try await Task.sleep(for: .milliseconds(5))
         return try await base.commit(transaction)
     }
     func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { base.watch(prefix: prefix, after: after) }
@@ -59,5 +65,38 @@ final class OneOperationStore: Store {
                                                   "endpoints/default/web"])
         let snapshot = try await ClusterSnapshot.load(from: fixture.store)
         #expect(snapshot.backendSlices(of: ObjectKey(.service, namespace: "default", name: "web")).map(\.name) == ["web-abc"])
+    }
+
+    /// Split transactions of one kind go several at once (each waits a round trip on etcd), but no
+    /// EndpointSlice is written before every service is.
+    @Test func transactionsOfOneKindGoTogetherAndKindsStayInOrder() async throws {
+        let fixture = try StoreFixture()
+        let store = OneOperationStore(fixture.store)
+        var yaml = ""
+        for index in 0..<6 {
+            yaml += """
+                ---
+                apiVersion: discovery.k8s.io/v1
+                kind: EndpointSlice
+                metadata: {name: web\(index)-abc, labels: {kubernetes.io/service-name: web\(index)}}
+                addressType: IPv4
+                endpoints: [{addresses: [192.0.2.\(index + 2)]}]
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: web\(index)}
+                spec: {type: LoadBalancer}
+
+                """
+        }
+        let result = try await Applier(store: store).apply([ManifestFile(name: "many.yaml", text: yaml)])
+        #expect(result.lines.count == 12)
+        let written = store.written.withLock { $0 }
+        #expect(written.count == 12)
+        let lastService = try #require(written.lastIndex { $0.hasPrefix("services/") })
+        let firstSlice = try #require(written.firstIndex { $0.hasPrefix("endpointslices/") })
+        #expect(lastService < firstSlice, "written in order: \(written)")
+        #expect(store.inFlight.withLock { $0.most } > 1, "one transaction at a time")
+        #expect(store.inFlight.withLock { $0.most } <= 4)
     }
 }
