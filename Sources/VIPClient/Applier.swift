@@ -97,29 +97,18 @@ public struct Applier: Sendable {
         return revision
     }
 
-    /// Split transactions in flight at once, at most this many.
-    static let transactionsInFlight = 4
-
-    /// Commits independent transactions, a few at a time; the highest revision, or the first conflict.
+    /// Commits independent transactions, a few at a time; the highest revision, or the first failure.
     private func commitTogether(_ transactions: [Transaction]) async throws -> Revision? {
-        let store = store
-        do {
-            return try await withThrowingTaskGroup(of: Revision.self) { group in
-                var pending = transactions[...]
-                var revision: Revision?
-                for _ in 0..<Self.transactionsInFlight {
-                    guard let next = pending.popFirst() else { break }
-                    group.addTask { try await store.commit(next) }
-                }
-                while let written = try await group.next() {
-                    revision = max(revision ?? written, written)
-                    if let next = pending.popFirst() { group.addTask { try await store.commit(next) } }
-                }
-                return revision
+        var revision: Revision?
+        for outcome in await TransactionBatches.commit(transactions, to: store) {
+            switch outcome {
+            case .success(let written)?: revision = max(revision ?? written, written)
+            case .failure(StoreError.conflict(let key, _))?: throw ApplyError.conflict(key, split: true)
+            case .failure(let error)?: throw error
+            case nil: continue
             }
-        } catch StoreError.conflict(let key, _) {
-            throw ApplyError.conflict(key, split: true)
         }
+        return revision
     }
 
     /// Above this many objects of one kind, their prefix is listed once instead of read object by object:

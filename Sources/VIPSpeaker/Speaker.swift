@@ -742,33 +742,44 @@ public actor Speaker {
     // MARK: shutting down
 
     /// Falls silent, then releases every claim and the node lease, so a peer takes over at once: in one write
-    /// where the store allows, else in as few as its transaction limit allows, the node lease last.
+    /// where the store allows, else in as few as its transaction limit allows, a few at once, the node lease
+    /// last. Past the lease duration peers take over anyway, as from a crash.
     public func shutdown() async {
         let started = MonotonicInstant.now()
         table.silence()
-        var parts = claims.filter { $0.value.claim.node == settings.node }.map { address, stored in
+        let parts = claims.filter { $0.value.claim.node == settings.node }.map { address, stored in
             let key = ClaimPlanner.claimKey(address)
             return Transaction(conditions: [Condition(key, .modRevision(stored.revision))], operations: [.delete(key: key)])
         }
-        let owned = parts.count
-        parts.append(Transaction(operations: [.delete(key: Keyspace.nodeLease(settings.node))]))
+        let lease = Transaction(operations: [.delete(key: Keyspace.nodeLease(settings.node))])
+        let limit = store.maxOperationsPerTransaction
         var released = 0
         var leaseReleased = false
         var failure: (any Error)?
-        for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction) {
+        if TransactionBatches.runs(parts + [lease], limit: limit).count == 1 {
             do {
-                try await store.commit(TransactionBatches.merge(parts[run]))
-                released += run.upperBound == parts.count ? run.count - 1 : run.count
-                leaseReleased = run.upperBound == parts.count
+                try await store.commit(TransactionBatches.merge((parts + [lease])[...]))
+                (released, leaseReleased) = (parts.count, true)
             } catch {
+                failure = error
+            }
+        } else {
+            let runs = TransactionBatches.runs(parts, limit: limit)
+            let outcomes = await TransactionBatches.commit(runs.map { TransactionBatches.merge(parts[$0]) }, to: store,
+                                                           continuingPastFailures: true)
+            for (run, outcome) in zip(runs, outcomes) {
+                switch outcome {
+                case .success?: released += run.count
                 // A claim moved meanwhile, say: the claims of this run lapse with the node lease.
-                failure = failure ?? error
+                case .failure(let error)?: failure = failure ?? error
+                case nil: continue
+                }
             }
         }
-        if !leaseReleased { leaseReleased = (try? await store.delete(Keyspace.nodeLease(settings.node))) != nil }
+        if !leaseReleased { leaseReleased = (try? await store.commit(lease)) != nil }
         let elapsed = (MonotonicInstant.now() - started).milliseconds
         if let failure {
-            logger.warning("released \(released) of \(owned) claims\(leaseReleased ? " and the node lease" : "") in \(elapsed) ms; the rest lapse with the node lease (\(failure))")
+            logger.warning("released \(released) of \(parts.count) claims\(leaseReleased ? " and the node lease" : "") in \(elapsed) ms; the rest lapse with the node lease (\(failure))")
         } else {
             logger.info("released \(released) claims and the node lease in \(elapsed) ms")
         }

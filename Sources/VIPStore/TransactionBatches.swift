@@ -34,4 +34,42 @@ public enum TransactionBatches {
         for condition in parts.flatMap(\.conditions) where seen.insert(condition).inserted { conditions.append(condition) }
         return Transaction(conditions: conditions, operations: parts.flatMap(\.operations), durability: durability)
     }
+
+    /// Independent transactions in flight at once, at most, when a writer sends them together.
+    public static let inFlight = 4
+
+    /// One transaction's outcome, by its index. A struct, not a tuple: with a `(Int, Result<_, any Error>)`
+    /// tuple as the child type, Swift 6.3.1's optimizer dropped or garbled the group's results (the debug
+    /// build was right).
+    private struct Outcome: Sendable {
+        let index: Int
+        let result: Result<Revision, any Error>
+    }
+
+    /// Commits independent transactions, `inFlight` at a time: on etcd each waits a round trip and a disk
+    /// flush. Each one's outcome by index, nil for one never sent: the first failure stops those not yet
+    /// started, unless `continuingPastFailures`.
+    public static func commit(_ transactions: [Transaction], to store: any Store,
+                              continuingPastFailures: Bool = false) async -> [Result<Revision, any Error>?] {
+        await withTaskGroup(of: Outcome.self) { group in
+            var outcomes = [Result<Revision, any Error>?](repeating: nil, count: transactions.count)
+            var pending = transactions.indices.makeIterator()
+            var failed = false
+            func send(_ index: Int) {
+                let transaction = transactions[index]
+                group.addTask {
+                    do { return Outcome(index: index, result: .success(try await store.commit(transaction))) } catch {
+                        return Outcome(index: index, result: .failure(error))
+                    }
+                }
+            }
+            for _ in 0..<inFlight { if let index = pending.next() { send(index) } }
+            while let outcome = await group.next() {
+                outcomes[outcome.index] = outcome.result
+                if case .failure = outcome.result { failed = true }
+                if !failed || continuingPastFailures, let index = pending.next() { send(index) }
+            }
+            return outcomes
+        }
+    }
 }

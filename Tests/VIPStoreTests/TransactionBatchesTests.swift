@@ -1,6 +1,25 @@
 import Foundation
+import Synchronization
 import Testing
 import VIPStore
+
+/// Commits take 20 ms, as a slow round trip to etcd does, and a write to a key starting with
+/// `taken` fails at once with a conflict. Counts commits under way.
+final class SlowStore: Store {
+    let inFlight = Mutex((now: 0, most: 0))
+    var name: String { "slow" }
+    func get(_ key: String) async throws -> Record? { nil }
+    func list(prefix: String) async throws -> Listing { Listing(records: [], revision: 0) }
+    func commit(_ transaction: Transaction) async throws -> Revision {
+        if let key = transaction.operations.first?.key, key.hasPrefix("taken") { throw StoreError.conflict(key: key, expected: .absent) }
+        inFlight.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+        defer { inFlight.withLock { $0.now -= 1 } }
+        try await Task.sleep(for: .milliseconds(20))
+        return 1
+    }
+    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { AsyncThrowingStream { $0.finish() } }
+    func compact(through revision: Revision) async throws {}
+}
 
 @Suite struct TransactionBatchesTests {
     func part(_ key: String, shared: String? = nil) -> Transaction {
@@ -30,5 +49,24 @@ import VIPStore
         // A part bigger than the limit goes alone; the backend then says why it refuses it.
         let big = Transaction(operations: (0..<5).map { .delete(key: "d\($0)") })
         #expect(TransactionBatches.runs([parts[0], big, parts[1]], limit: 3) == [0..<1, 1..<2, 2..<3])
+    }
+
+    @Test func independentTransactionsGoAFewAtOnceAndAFailureStopsTheRest() async {
+        let transactions = [part("taken")] + (0..<9).map { part("k\($0)") }
+        let store = SlowStore()
+        let stopped = await TransactionBatches.commit(transactions, to: store)
+        #expect(stopped.count == 10)
+        #expect(stopped.compactMap { $0 }.count < 10, "none started after the conflict: \(stopped)")
+        if case .failure(StoreError.conflict(let key, _))? = stopped[0] { #expect(key == "taken") } else { Issue.record("\(stopped[0].debugDescription)") }
+        let all = await TransactionBatches.commit(transactions, to: store, continuingPastFailures: true)
+        #expect(all.dropFirst().allSatisfy { if case .success? = $0 { true } else { false } })
+        let most = store.inFlight.withLock { $0.most }
+        #expect(most > 1 && most <= TransactionBatches.inFlight, "at most \(TransactionBatches.inFlight) at once, more than one: \(most)")
+    }
+
+    @Test func everyTransactionIsSentOnce() async {
+        let outcomes = await TransactionBatches.commit((0..<50).map { part("k\($0)") }, to: SlowStore())
+        #expect(outcomes.count == 50)
+        #expect(outcomes.allSatisfy { if case .success? = $0 { true } else { false } }, "\(outcomes.filter { $0 == nil }.count) never sent")
     }
 }
