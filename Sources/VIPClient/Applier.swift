@@ -75,21 +75,14 @@ public struct Applier: Sendable {
         let limit = store.maxOperationsPerTransaction
         func writes(_ run: Range<Int>) -> Bool { parts[run].contains { !$0.operations.isEmpty } }
         let runs = TransactionBatches.runs(parts, limit: limit).filter(writes)
-        guard runs.count > 1 else {
-            guard let run = runs.first else { return nil }
-            do {
-                return try await store.commit(TransactionBatches.merge(parts[run]))
-            } catch StoreError.conflict(let key, _) {
-                throw ApplyError.conflict(key, split: false)
-            }
-        }
+        guard runs.count > 1 else { return try await commitTogether(runs.map { TransactionBatches.merge(parts[$0]) }, split: false) }
         var revision: Revision?
         var start = 0
         while start < parts.count {
             let end = stages[start...].firstIndex { $0 != stages[start] } ?? parts.count
             let stage = TransactionBatches.runs(Array(parts[start..<end]), limit: limit)
                 .map { ($0.lowerBound + start)..<($0.upperBound + start) }.filter(writes)
-            if let written = try await commitTogether(stage.map { TransactionBatches.merge(parts[$0]) }) {
+            if let written = try await commitTogether(stage.map { TransactionBatches.merge(parts[$0]) }, split: true) {
                 revision = max(revision ?? written, written)
             }
             start = end
@@ -98,12 +91,13 @@ public struct Applier: Sendable {
     }
 
     /// Commits independent transactions, a few at a time; the highest revision, or the first failure.
-    private func commitTogether(_ transactions: [Transaction]) async throws -> Revision? {
+    /// `split` when they are part of an apply that needed several.
+    private func commitTogether(_ transactions: [Transaction], split: Bool) async throws -> Revision? {
         var revision: Revision?
         for outcome in await TransactionBatches.commit(transactions, to: store) {
             switch outcome {
             case .success(let written)?: revision = max(revision ?? written, written)
-            case .failure(StoreError.conflict(let key, _))?: throw ApplyError.conflict(key, split: true)
+            case .failure(StoreError.conflict(let key, _))?: throw ApplyError.conflict(key, split: split)
             case .failure(let error)?: throw error
             case nil: continue
             }

@@ -747,39 +747,33 @@ public actor Speaker {
     public func shutdown() async {
         let started = MonotonicInstant.now()
         table.silence()
+        // The node lease last: in the last run, which goes after all the others.
         let parts = claims.filter { $0.value.claim.node == settings.node }.map { address, stored in
             let key = ClaimPlanner.claimKey(address)
             return Transaction(conditions: [Condition(key, .modRevision(stored.revision))], operations: [.delete(key: key)])
-        }
-        let lease = Transaction(operations: [.delete(key: Keyspace.nodeLease(settings.node))])
-        let limit = store.maxOperationsPerTransaction
+        } + [Transaction(operations: [.delete(key: Keyspace.nodeLease(settings.node))])]
+        let owned = parts.count - 1
+        let runs = TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction)
+        let transactions = runs.map { TransactionBatches.merge(parts[$0]) }
+        let outcomes = await TransactionBatches.commit(Array(transactions.dropLast()), to: store, continuingPastFailures: true)
+            + TransactionBatches.commit(Array(transactions.suffix(1)), to: store)
         var released = 0
-        var leaseReleased = false
         var failure: (any Error)?
-        if TransactionBatches.runs(parts + [lease], limit: limit).count == 1 {
-            do {
-                try await store.commit(TransactionBatches.merge((parts + [lease])[...]))
-                (released, leaseReleased) = (parts.count, true)
-            } catch {
-                failure = error
-            }
-        } else {
-            let runs = TransactionBatches.runs(parts, limit: limit)
-            let outcomes = await TransactionBatches.commit(runs.map { TransactionBatches.merge(parts[$0]) }, to: store,
-                                                           continuingPastFailures: true)
-            for (run, outcome) in zip(runs, outcomes) {
-                switch outcome {
-                case .success?: released += run.count
-                // A claim moved meanwhile, say: the claims of this run lapse with the node lease.
-                case .failure(let error)?: failure = failure ?? error
-                case nil: continue
-                }
+        for (run, outcome) in zip(runs, outcomes) {
+            switch outcome {
+            case .success?: released += run.upperBound == parts.count ? run.count - 1 : run.count
+            // A claim moved meanwhile, say: the claims of this run lapse with the node lease.
+            case .failure(let error)?: failure = failure ?? error
+            case nil: continue
             }
         }
-        if !leaseReleased { leaseReleased = (try? await store.commit(lease)) != nil }
+        var leaseReleased = true
+        if case .failure? = outcomes.last {
+            leaseReleased = (try? await store.delete(Keyspace.nodeLease(settings.node))) != nil
+        }
         let elapsed = (MonotonicInstant.now() - started).milliseconds
         if let failure {
-            logger.warning("released \(released) of \(parts.count) claims\(leaseReleased ? " and the node lease" : "") in \(elapsed) ms; the rest lapse with the node lease (\(failure))")
+            logger.warning("released \(released) of \(owned) claims\(leaseReleased ? " and the node lease" : "") in \(elapsed) ms; the rest lapse with the node lease (\(failure))")
         } else {
             logger.info("released \(released) claims and the node lease in \(elapsed) ms")
         }
