@@ -47,6 +47,8 @@ public actor Speaker {
     /// Nodes judged live at the last expiry check, to notice transitions.
     private var liveAtLastCheck: Set<String> = []
     private var claims: [IPAddress: StoredClaim] = [:]
+    /// The claim cache holds every claim write up to this revision: from the last listing and the watch.
+    private var claimsSeenThrough: Revision = 0
     private var snapshot: ClusterSnapshot?
     /// Bumped on every snapshot load, so the plans can tell whether the objects changed.
     private var snapshotLoads = 0
@@ -290,6 +292,7 @@ public actor Speaker {
         for record in leases.records { absorbNodeLease(key: record.key, record: record) }
         claims = [:]
         for record in claimListing.records { absorbClaim(key: record.key, record: record) }
+        claimsSeenThrough = claimListing.revision
         mirror = objects
         mirrorChanges += 1
         watchListings += 1
@@ -300,6 +303,8 @@ public actor Speaker {
     public private(set) var watchListings = 0
 
     private func absorb(event: WatchEvent) {
+        // The watch delivers in revision order: every claim write up to this event's revision has come.
+        claimsSeenThrough = max(claimsSeenThrough, event.revision)
         switch Self.watchedKind(of: event.key) {
         case .claim?:
             var changed = false
@@ -616,11 +621,14 @@ public actor Speaker {
         var previous: [String]
     }
 
-    /// Commits and folds the result into the claim cache at once, ahead of the watch event.
+    /// Commits and folds the result into the claim cache at once, ahead of the watch event. The answer can
+    /// come after the watch has brought this write and newer ones (the actor serves the watch while it
+    /// waits); then the cache is already right, and folding in the older write would roll it back, so that
+    /// every later take of the address conflicted with what is stored.
     private func commit(_ transaction: Transaction) async -> Bool {
         do {
             let revision = try await store.commit(transaction)
-            for operation in transaction.operations {
+            for operation in transaction.operations where revision > claimsSeenThrough {
                 guard operation.key.hasPrefix(Keyspace.claimsPrefix),
                       let address = IPAddress(String(operation.key.dropFirst(Keyspace.claimsPrefix.count))) else { continue }
                 switch operation {

@@ -29,6 +29,9 @@ final class SeverableStore: Store {
     /// mid-election; `releaseHung` ends them (with an error) when the test is done.
     let hangs = Atomic<Bool>(false)
     private let hung = Mutex<[CheckedContinuation<Void, Never>]>([])
+    /// While set, a committed claim write is answered this much later, as a slow etcd response can reach
+    /// the writer after the watch has brought it newer writes.
+    let claimAnswerDelay = Mutex<Duration?>(nil)
     let listings = Mutex<[Call]>([])
     let watches = Mutex<[Call]>([])
     private let open = Mutex<[Int: AsyncThrowingStream<WatchEvent, Error>.Continuation]>([:])
@@ -66,7 +69,11 @@ final class SeverableStore: Store {
             await withCheckedContinuation { continuation in hung.withLock { $0.append(continuation) } }
             throw StoreError.unavailable("hung by the test")
         }
-        return try await inner.commit(transaction)
+        let revision = try await inner.commit(transaction)
+        if let delay = claimAnswerDelay.withLock({ $0 }), transaction.operations.contains(where: { $0.key.hasPrefix(Keyspace.claimsPrefix) }) {
+            try? await Task.sleep(for: delay)
+        }
+        return revision
     }
 
     /// How many commits are hanging right now.
@@ -336,6 +343,29 @@ final class SpeakerLab: Sendable {
         #expect(left.isEmpty, "claims left behind: \(left.map(\.key))")
         #expect(try await lab.store.get(Keyspace.nodeLease(lab.names[owner])) == nil, "node lease left behind")
         for vip in held[owner] { #expect(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(2)) != nil) }
+        await lab.stopAll()
+    }
+
+    /// A claim write answered late, after the watch brought a newer write to the same address, must not
+    /// hide that newer write: here the late answer to the second node's release came after the preferred
+    /// node's take, and a view rolled back to "unclaimed" made every later take by the second node
+    /// conflict, so when the preferred node failed, nobody took its VIP.
+    @Test func aLateCommitAnswerDoesNotRollBackTheView() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        let rank = Rendezvous.rank(lab.names, for: vip)
+        let preferred = try #require(lab.names.firstIndex(of: rank[0]))
+        let second = try #require(lab.names.firstIndex(of: rank[1]))
+        lab.start(second)
+        #expect(await lab.waitForOwner(vip) == second)
+        lab.stores[second].claimAnswerDelay.withLock { $0 = .milliseconds(300) }
+        lab.start(preferred)
+        #expect(await lab.waitForOwner(vip, excluding: [second]) == preferred)
+        // The second node's release is answered only now, after the preferred node's take.
+        try await Task.sleep(for: .milliseconds(500))
+        lab.stores[second].claimAnswerDelay.withLock { $0 = nil }
+        lab.stores[preferred].severed.store(true, ordering: .relaxed)
+        #expect(await lab.waitForOwner(vip, excluding: [preferred], timeout: .seconds(3)) == second,
+                "the second node never took the VIP from the failed preferred node")
         await lab.stopAll()
     }
 
