@@ -33,6 +33,8 @@ public final class LANLab: @unchecked Sendable {
     public let etcd: EtcdCluster?
     public let nodes: Int
     public let binaries: URL
+    /// The test (or bench) that made this lab: names the directory its logs are kept in.
+    public let caller: String
     private let processes = ProcessGroup<String>()
     /// Node number -> its eth0 MAC.
     public private(set) var macs: [Int: String] = [:]
@@ -43,9 +45,12 @@ public final class LANLab: @unchecked Sendable {
     /// A LAN of `nodes` speakers' namespaces and a client; with `etcdMembers` > 0, an etcd cluster of
     /// that many members (one namespace each) is the store instead of a directory. `embedded` is the
     /// `--store` scheme for the directory (`file:`, `sqlite:`), or empty for whatever the binary defaults to.
-    public init(nodes: Int = 3, etcdMembers: Int = 0, embedded: String = "", binaries: URL = LANLab.defaultBinaries) async throws {
+    /// `caller` is the function that made the lab (a test's name), for `$METALVIP_LAB_LOGS`.
+    public init(nodes: Int = 3, etcdMembers: Int = 0, embedded: String = "", binaries: URL = LANLab.defaultBinaries,
+                caller: String = #function) async throws {
         precondition(getuid() == 0, "the namespace LAN needs root (CI runs as root)")
         self.binaries = binaries
+        self.caller = caller
         let serial = Self.counter.add(1, ordering: .relaxed).newValue
         prefix = "mv\(getpid() % 100_000)\(serial)"
         self.nodes = nodes
@@ -82,7 +87,21 @@ public final class LANLab: @unchecked Sendable {
     deinit {
         processes.killAll()
         _ = try? Self.shellBlocking([Self.repository.appendingPathComponent("Tools/lab").path, "down", prefix])
+        keepLogs()
         try? FileManager.default.removeItem(atPath: workPath)
+    }
+
+    /// With `$METALVIP_LAB_LOGS` set (Tools/test sets it), the daemons' logs outlive the lab in
+    /// `$METALVIP_LAB_LOGS/CALLER-PREFIX/`, so a failed run can show what the speakers saw.
+    private func keepLogs() {
+        guard let root = ProcessInfo.processInfo.environment["METALVIP_LAB_LOGS"], !root.isEmpty,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: workPath) else { return }
+        let name = caller.prefix { $0 != "(" }
+        let kept = root + "/\(name)-\(prefix)"
+        guard (try? FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)) != nil else { return }
+        for log in names where log.hasSuffix(".log") {
+            try? FileManager.default.moveItem(atPath: workPath + "/" + log, toPath: kept + "/" + log)
+        }
     }
 
     public struct LabError: Error, CustomStringConvertible {
@@ -348,6 +367,16 @@ public final class LANLab: @unchecked Sendable {
 
     public func log(_ name: String) -> String {
         (try? String(contentsOfFile: workPath + "/\(name).log", encoding: .utf8)) ?? ""
+    }
+
+    /// The last `lines` lines above debug level of every daemon's log: what a failed expectation quotes.
+    public func recentLogs(lines: Int = 8) -> String {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: workPath)) ?? []).filter { $0.hasSuffix(".log") }.sorted()
+        return names.map { file in
+            let name = String(file.dropLast(".log".count))
+            let kept = log(name).split(separator: "\n").filter { !$0.contains("level=debug") && !$0.contains("level=trace") }
+            return "-- \(name)\n" + kept.suffix(lines).joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 }
 

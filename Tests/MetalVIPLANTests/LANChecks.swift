@@ -17,7 +17,7 @@ func crashMove(_ lab: LANLab, _ vip: String, owner: Int) async throws
     -> (target: TargetReport, move: TargetReport.Transition, killedAt: Int64) {
     let (report, killedAt) = try await lab.probe([vip], durationMs: 3000) { try await lab.crash(node: owner) }
     let target = try checked(report.targets[vip], lab)
-    let move = try #require(target.transitions.first, "the VIP never moved")
+    let move = try #require(target.transitions.first, "the VIP never moved:\n\(lab.recentLogs())")
     #expect(target.transitions.count == 1)
     #expect(lab.node(ofMAC: move.from) == owner)
     let taker = try #require(lab.node(ofMAC: move.to))
@@ -32,7 +32,7 @@ func crashMove(_ lab: LANLab, _ vip: String, owner: Int) async throws
 func handoverMove(_ lab: LANLab, _ vip: String, owner: Int) async throws -> (target: TargetReport, move: TargetReport.Transition) {
     let (report, stoppedAt) = try await lab.probe([vip], durationMs: 2500) { lab.signal(node: owner, SIGTERM) }
     let target = try checked(report.targets[vip], lab)
-    let move = try #require(target.transitions.first, "the VIP never moved")
+    let move = try #require(target.transitions.first, "the VIP never moved:\n\(lab.recentLogs())")
     #expect(target.transitions.count == 1)
     #expect(lab.node(ofMAC: move.from) == owner && lab.node(ofMAC: move.to) != owner)
     #expect(move.atNs - stoppedAt < 1_000_000_000, "handover well before the lease could expire")

@@ -95,8 +95,8 @@ let checkedService = """
 /// `curl` reaches backends through the VIP. Bounds are generous: they say that a thing happened.
 @Suite(.serialized) struct LANDataPathTests {
     /// A LAN with backends on every node, the controller, three speakers, and `extra` applied.
-    func ready(_ extra: String = dataPathServices) async throws -> LANLab {
-        let lab = try await LANLab()
+    func ready(_ extra: String = dataPathServices, caller: String = #function) async throws -> LANLab {
+        let lab = try await LANLab(caller: caller)
         for node in 1...lab.nodes { try await lab.startBackend(node: node) }
         try await lab.configure(labConfig + "\n---\n" + extra)
         try lab.start("controller", namespace: "\(lab.prefix)c", [lab.metalvip, "controller", "--store", lab.store])

@@ -13,8 +13,8 @@ import VIPLabHarness
     let dual6 = "2001:db8::120"
 
     /// A LAN with `labConfig` plus the IPv6 services, three speakers, and the owners of the given VIPs.
-    func ready(_ vips: [String]) async throws -> (LANLab, [String: Int]) {
-        let lab = try await LANLab()
+    func ready(_ vips: [String], caller: String = #function) async throws -> (LANLab, [String: Int]) {
+        let lab = try await LANLab(caller: caller)
         try await lab.configure(labConfig + "\n---\n" + labIPv6Services)
         try lab.startSpeakers()
         var owners: [String: Int] = [:]

@@ -45,7 +45,7 @@ import VIPLabHarness
         for _ in 0..<50 where taker == nil || taker == owner {
             taker = try await lab.waitForOwner(vip, timeout: .seconds(2))
         }
-        let newOwner = try #require(taker)
+        let newOwner = try #require(taker, "no single answer for \(vip) after n\(owner) crashed:\n\(lab.recentLogs())")
         #expect(newOwner != owner)
         samples = try await scrape(lab, node: newOwner)
         #expect((PrometheusText.value(samples, "metalvip_ownership_transitions_total",

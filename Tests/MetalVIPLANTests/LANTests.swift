@@ -9,12 +9,12 @@ import VIPLabHarness
 
     /// A LAN with the config applied, the controller and three speakers running on `store`, and the VIP's
     /// settled owner.
-    func ready(on store: LabStore = .sqlite) async throws -> (LANLab, Int) {
-        let lab = try await LANLab(etcdMembers: store.etcdMembers, embedded: store.scheme)
+    func ready(on store: LabStore = .sqlite, caller: String = #function) async throws -> (LANLab, Int) {
+        let lab = try await LANLab(etcdMembers: store.etcdMembers, embedded: store.scheme, caller: caller)
         try await lab.configure(labConfig)
         try lab.start("controller", namespace: "\(lab.prefix)c", [lab.metalvip, "controller", "--store", lab.store])
         try lab.startSpeakers()
-        let owner = try #require(try await lab.waitForSettledOwner(vip), "nobody answered for \(vip)")
+        let owner = try #require(try await lab.waitForSettledOwner(vip), "nobody answered for \(vip):\n\(lab.recentLogs())")
         return (lab, owner)
     }
 
