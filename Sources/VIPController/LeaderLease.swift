@@ -82,22 +82,47 @@ public actor LeaderLease {
     public func commit(_ transaction: Transaction) async throws -> Revision {
         await enter()
         defer { leave() }
-        guard let fence = fence() else { throw ControllerError.notLeader }
-        var fenced = transaction
-        // First: a store that names the first failed condition names the fence whenever it failed.
-        fenced.conditions.insert(fence, at: 0)
+        let fenced = try fenced(transaction)
         do {
             return try await store.commit(fenced)
-        } catch StoreError.conflict(let conflictKey, let expected) where conflictKey == key {
-            // Renewals wait for this commit, so only another writer can have moved the lease. Read it back
-            // to be sure: a store may name the first condition when it cannot tell which one failed.
-            guard let current = try? await store.get(key), current.modRevision == holder.observer.revision else {
-                holder.forget()
-                logger.warning("lost the controller lease: another controller wrote it")
-                throw ControllerError.deposed
-            }
-            throw StoreError.conflict(key: conflictKey, expected: expected)
+        } catch {
+            throw await leaseLoss(in: error)
         }
+    }
+
+    /// Commits independent transactions a few at once (`TransactionBatches.commit`), all in one turn and so
+    /// all fenced by the lease as last written. Throws the first failure, once those in flight have ended:
+    /// on etcd each transaction waits a round trip and a disk flush, and concurrent ones share the flush.
+    public func commit(together transactions: [Transaction]) async throws {
+        await enter()
+        defer { leave() }
+        let fenced = try transactions.map(fenced)
+        for outcome in await TransactionBatches.commit(fenced, to: store) {
+            if case .failure(let error)? = outcome { throw await leaseLoss(in: error) }
+        }
+    }
+
+    /// The transaction with this lease's fence as its first condition: a store that names the first failed
+    /// condition names the fence whenever it failed.
+    private func fenced(_ transaction: Transaction) throws -> Transaction {
+        guard let fence = fence() else { throw ControllerError.notLeader }
+        var fenced = transaction
+        fenced.conditions.insert(fence, at: 0)
+        return fenced
+    }
+
+    /// A fenced commit's error as the caller must see it: a conflict on the lease key that another writer
+    /// caused is `ControllerError.deposed`; anything else stays as it was.
+    private func leaseLoss(in error: any Error) async -> any Error {
+        guard case StoreError.conflict(let conflictKey, _)? = error as? StoreError, conflictKey == key else { return error }
+        // Renewals wait for fenced commits, so only another writer can have moved the lease. Read it back
+        // to be sure: a store may name the first condition when it cannot tell which one failed.
+        guard let current = try? await store.get(key), current.modRevision == holder.observer.revision else {
+            holder.forget()
+            logger.warning("lost the controller lease: another controller wrote it")
+            return ControllerError.deposed
+        }
+        return error
     }
 
     /// Waits for the lease write or fenced commit in flight, if any, and takes the turn.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import VIPClient
 import VIPController
@@ -119,6 +120,33 @@ final class SlowCommitStore: Store {
     func commit(_ transaction: Transaction) async throws -> Revision {
         if transaction.operations.contains(where: { $0.key != leaseKey }) { try await Task.sleep(for: delay) }
         return try await inner.commit(transaction)
+    }
+    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { inner.watch(prefix: prefix, after: after) }
+    func compact(through revision: Revision) async throws { try await inner.compact(through: revision) }
+}
+
+/// Records the controller's writes as they land, and how many were in flight at once. Each takes a round
+/// trip, as to etcd, so the next may start meanwhile if it is allowed to; deletes take longer (20 ms against
+/// 5), so a put sent together with one lands first.
+final class LandingOrderStore: Store {
+    let inner: any Store
+    let landed = Mutex<[StoreOperation]>([])
+    let inFlight = Mutex((now: 0, most: 0))
+
+    init(_ inner: any Store) { self.inner = inner }
+
+    var name: String { inner.name }
+    func get(_ key: String) async throws -> Record? { try await inner.get(key) }
+    func list(prefix: String) async throws -> Listing { try await inner.list(prefix: prefix) }
+    func commit(_ transaction: Transaction) async throws -> Revision {
+        guard transaction.operations.contains(where: { !$0.key.hasPrefix("leases/") }) else { return try await inner.commit(transaction) }
+        inFlight.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+        defer { inFlight.withLock { $0.now -= 1 } }
+        let deletes = transaction.operations.contains { if case .delete = $0 { true } else { false } }
+        try await Task.sleep(for: .milliseconds(deletes ? 20 : 5))
+        let revision = try await inner.commit(transaction)
+        landed.withLock { $0 += transaction.operations }
+        return revision
     }
     func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { inner.watch(prefix: prefix, after: after) }
     func compact(through revision: Revision) async throws { try await inner.compact(through: revision) }
@@ -328,6 +356,37 @@ final class LeaseWriteCounter: Sendable {
         #expect(plan.assignments.count == 500)
         #expect(try await fixture.snapshot().assignments.count == 500)
         #expect(await counter.stop() >= 10, "renewals landed between the batches")
+    }
+
+    /// A plan's chunks go a few at once (on etcd each waits a round trip), but the assignments of deleted
+    /// services are gone before any other write lands: their addresses go to new services in the same plan.
+    @Test func chunksGoAFewAtOnceAndFreedAddressesMoveOnlyAfterTheirRelease() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.apply([poolYAML("a", ["192.0.2.0/30"]), serviceYAML("s1"), serviceYAML("s2"), serviceYAML("s3"),
+                                 serviceYAML("s4")].joined(separator: "\n---\n"))
+        try await fixture.reconcile()
+        let gone = ["s1", "s2"].map { ObjectKey(.service, namespace: "default", name: $0) }
+        var freed: Set<String> = []
+        for service in gone { freed.formUnion(try await fixture.addresses(service.name)) }
+        try #require(freed.count == 2)
+        try await fixture.store.commit(Transaction(operations: gone.map { .delete(key: Keyspace.key(of: $0)) }))
+        try await fixture.apply(serviceYAML("t1") + "\n---\n" + serviceYAML("t2"))
+
+        let store = LandingOrderStore(fixture.store)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        var settings = Controller.Settings()
+        settings.batchSize = 1
+        _ = try await Controller(store: store, identity: "c1", settings: settings, logger: logger).runOnce()
+
+        #expect(Set(try await fixture.addresses("t1") + fixture.addresses("t2")) == freed)
+        let landed = store.landed.withLock { $0 }
+        let releases = gone.map { Keyspace.assignment(of: $0) }
+        let lastRelease = try #require(landed.lastIndex { releases.contains($0.key) })
+        let firstPut = try #require(landed.firstIndex { if case .put = $0 { true } else { false } })
+        #expect(lastRelease < firstPut, "landed: \(landed.map(\.key))")
+        #expect(store.inFlight.withLock { $0.most } > 1, "one chunk at a time")
+        #expect(store.inFlight.withLock { $0.most } <= TransactionBatches.inFlight)
     }
 
     @Test func theControllerLoopReactsToChanges() async throws {
