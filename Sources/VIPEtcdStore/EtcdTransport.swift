@@ -169,7 +169,8 @@ final class EtcdTransport: Sendable {
         if authenticated, let token = try await token(for: endpoint) {
             request.headers.add(name: "Authorization", value: token)
         }
-        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        let text = try (body as? HandWrittenJSON)?.json() ?? Array(JSONEncoder().encode(body))
+        request.body = .bytes(ByteBuffer(bytes: text))
         return request
     }
 
