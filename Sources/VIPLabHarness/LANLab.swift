@@ -166,7 +166,11 @@ public final class LANLab: @unchecked Sendable {
     public func start(_ name: String, namespace: String, _ arguments: [String]) throws {
         let log = URL(fileURLWithPath: workPath + "/\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
-        try processes.launch(name, namespace: namespace, arguments, output: try FileHandle(forWritingTo: log))
+        // The child has its own copy once launched; Process keeps ours open (324 log files, deleted, were
+        // still open in CI's test process at the end of the LAN suites).
+        let output = try FileHandle(forWritingTo: log)
+        defer { try? output.close() }
+        try processes.launch(name, namespace: namespace, arguments, output: output)
     }
 
     public func startSpeakers(_ extra: [String] = []) throws {
@@ -290,8 +294,10 @@ public final class LANLab: @unchecked Sendable {
         if let unicastMAC { arguments += ["--unicast-mac", unicastMAC] }
         let output = URL(fileURLWithPath: workPath + "/probe-\(UUID().uuidString).json")
         FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        defer { try? handle.close() }
         let process = try processes.launch("probe-\(output.lastPathComponent)", namespace: "\(prefix)c", arguments,
-                                           output: try FileHandle(forWritingTo: output), errors: FileHandle.standardError)
+                                           output: handle, errors: FileHandle.standardError)
         probeOutputs.withLock { $0[process.processIdentifier] = output }
         return process
     }
