@@ -641,14 +641,41 @@ public actor Speaker {
                 }
             }
             return true
-        } catch StoreError.conflict {
-            poke()  // someone moved first; look again with what the watch brings
+        } catch StoreError.conflict(let key, _) {
+            // Someone moved first; look again with what the watch brings, and with the key read back.
+            await readBack(key)
+            poke()
             return false
         } catch {
             // A write cut short by shutdown is expected, not news.
             if !Task.isCancelled { logger.warning("store write failed: \(error)") }
             poke()
             return false
+        }
+    }
+
+    /// A conflict means the store holds something this node's view lacks, which the watch normally brings
+    /// within milliseconds. The key is read back too, so that a view gone stale (an event lost, an old write
+    /// folded in late) heals, instead of every later write resting on it conflicting forever.
+    private func readBack(_ key: String) async {
+        let seen = claimsSeenThrough
+        let record: Record?
+        do { record = try await store.get(key) } catch { return }
+        // The watch moved meanwhile: it is alive, and what it brought may be newer than this read.
+        guard claimsSeenThrough == seen else { return }
+        switch Self.watchedKind(of: key) {
+        case .claim?:
+            guard let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))) else { return }
+            if let record, let claim = try? RecordCoding.decode(Claim.self, from: record.value) {
+                claims[address] = StoredClaim(claim: claim, revision: record.modRevision)
+            } else {
+                claims[address] = nil
+            }
+        case .nodeLease?:
+            // A delete's revision only matters for claims.
+            absorb(event: record.map { .put($0) } ?? .delete(key: key, revision: 0))
+        case .object?, nil:
+            return
         }
     }
 

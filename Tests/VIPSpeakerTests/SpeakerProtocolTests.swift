@@ -32,6 +32,8 @@ final class SeverableStore: Store {
     /// While set, a committed claim write is answered this much later, as a slow etcd response can reach
     /// the writer after the watch has brought it newer writes.
     let claimAnswerDelay = Mutex<Duration?>(nil)
+    /// While set, the watch loses every claim event, as a store whose watch missed a change would.
+    let dropsClaimEvents = Atomic<Bool>(false)
     let listings = Mutex<[Call]>([])
     let watches = Mutex<[Call]>([])
     private let open = Mutex<[Int: AsyncThrowingStream<WatchEvent, Error>.Continuation]>([:])
@@ -93,7 +95,10 @@ final class SeverableStore: Store {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: WatchEvent.self)
         let forward = Task {
             do {
-                for try await event in inner { continuation.yield(event) }
+                for try await event in inner {
+                    if dropsClaimEvents.load(ordering: .relaxed), event.key.hasPrefix(Keyspace.claimsPrefix) { continue }
+                    continuation.yield(event)
+                }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)
@@ -363,6 +368,27 @@ final class SpeakerLab: Sendable {
         // The second node's release is answered only now, after the preferred node's take.
         try await Task.sleep(for: .milliseconds(500))
         lab.stores[second].claimAnswerDelay.withLock { $0 = nil }
+        lab.stores[preferred].severed.store(true, ordering: .relaxed)
+        #expect(await lab.waitForOwner(vip, excluding: [preferred], timeout: .seconds(3)) == second,
+                "the second node never took the VIP from the failed preferred node")
+        await lab.stopAll()
+    }
+
+    /// However a view went stale, a conflict heals it: here the second node's watch lost the preferred
+    /// node's take, so its view said "unclaimed" and its take, when the preferred node failed, conflicted;
+    /// the key read back after the conflict lets the next take through.
+    @Test func aConflictHealsAViewThatLostAnEvent() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        let rank = Rendezvous.rank(lab.names, for: vip)
+        let preferred = try #require(lab.names.firstIndex(of: rank[0]))
+        let second = try #require(lab.names.firstIndex(of: rank[1]))
+        lab.start(second)
+        #expect(await lab.waitForOwner(vip) == second)
+        lab.stores[second].dropsClaimEvents.store(true, ordering: .relaxed)
+        lab.start(preferred)
+        #expect(await lab.waitForOwner(vip, excluding: [second]) == preferred)
+        try await Task.sleep(for: .milliseconds(200))
+        lab.stores[second].dropsClaimEvents.store(false, ordering: .relaxed)
         lab.stores[preferred].severed.store(true, ordering: .relaxed)
         #expect(await lab.waitForOwner(vip, excluding: [preferred], timeout: .seconds(3)) == second,
                 "the second node never took the VIP from the failed preferred node")
