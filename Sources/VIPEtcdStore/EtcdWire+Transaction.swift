@@ -79,27 +79,21 @@ private struct JSONStream {
         needsComma = true
     }
 
-    mutating func openObject(_ name: StaticString? = nil) {
+    private mutating func open(_ name: StaticString?, _ bracket: Unicode.Scalar) {
         start(name)
-        bytes.append(UInt8(ascii: "{"))
+        bytes.append(UInt8(ascii: bracket))
         needsComma = false
     }
 
-    mutating func closeObject() {
-        bytes.append(UInt8(ascii: "}"))
+    private mutating func close(_ bracket: Unicode.Scalar) {
+        bytes.append(UInt8(ascii: bracket))
         needsComma = true
     }
 
-    mutating func openArray(_ name: StaticString) {
-        start(name)
-        bytes.append(UInt8(ascii: "["))
-        needsComma = false
-    }
-
-    mutating func closeArray() {
-        bytes.append(UInt8(ascii: "]"))
-        needsComma = true
-    }
+    mutating func openObject(_ name: StaticString? = nil) { open(name, "{") }
+    mutating func closeObject() { close("}") }
+    mutating func openArray(_ name: StaticString) { open(name, "[") }
+    mutating func closeArray() { close("]") }
 
     /// A string that needs no escaping: an enum name, a number, base64.
     mutating func plain(_ name: StaticString, _ text: String) {

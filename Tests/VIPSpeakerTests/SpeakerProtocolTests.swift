@@ -356,43 +356,41 @@ final class SpeakerLab: Sendable {
     /// node's take, and a view rolled back to "unclaimed" made every later take by the second node
     /// conflict, so when the preferred node failed, nobody took its VIP.
     @Test func aLateCommitAnswerDoesNotRollBackTheView() async throws {
-        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
-        let rank = Rendezvous.rank(lab.names, for: vip)
-        let preferred = try #require(lab.names.firstIndex(of: rank[0]))
-        let second = try #require(lab.names.firstIndex(of: rank[1]))
-        lab.start(second)
-        #expect(await lab.waitForOwner(vip) == second)
-        lab.stores[second].claimAnswerDelay.withLock { $0 = .milliseconds(300) }
-        lab.start(preferred)
-        #expect(await lab.waitForOwner(vip, excluding: [second]) == preferred)
-        // The second node's release is answered only now, after the preferred node's take.
-        try await Task.sleep(for: .milliseconds(500))
-        lab.stores[second].claimAnswerDelay.withLock { $0 = nil }
-        lab.stores[preferred].severed.store(true, ordering: .relaxed)
-        #expect(await lab.waitForOwner(vip, excluding: [preferred], timeout: .seconds(3)) == second,
-                "the second node never took the VIP from the failed preferred node")
-        await lab.stopAll()
+        // The second node's release is answered 300 ms late: after the preferred node's take.
+        let tookOver = try await secondNodeTakesOver(settle: .milliseconds(500)) { store, on in
+            store.claimAnswerDelay.withLock { $0 = on ? .milliseconds(300) : nil }
+        }
+        #expect(tookOver, "the second node never took the VIP from the failed preferred node")
     }
 
     /// However a view went stale, a conflict heals it: here the second node's watch lost the preferred
     /// node's take, so its view said "unclaimed" and its take, when the preferred node failed, conflicted;
     /// the key read back after the conflict lets the next take through.
     @Test func aConflictHealsAViewThatLostAnEvent() async throws {
+        let tookOver = try await secondNodeTakesOver(settle: .milliseconds(200)) { store, on in
+            store.dropsClaimEvents.store(on, ordering: .relaxed)
+        }
+        #expect(tookOver, "the second node never took the VIP from the failed preferred node")
+    }
+
+    /// The second node in line for the VIP holds it alone, then hands it to the preferred node with `fault`
+    /// on in its store, for `settle`; then the preferred node fails. Whether the second node takes over.
+    func secondNodeTakesOver(settle: Duration, _ fault: (SeverableStore, Bool) -> Void) async throws -> Bool {
         let lab = try await SpeakerLab(vips: ["192.0.2.10"])
         let rank = Rendezvous.rank(lab.names, for: vip)
         let preferred = try #require(lab.names.firstIndex(of: rank[0]))
         let second = try #require(lab.names.firstIndex(of: rank[1]))
         lab.start(second)
         #expect(await lab.waitForOwner(vip) == second)
-        lab.stores[second].dropsClaimEvents.store(true, ordering: .relaxed)
+        fault(lab.stores[second], true)
         lab.start(preferred)
         #expect(await lab.waitForOwner(vip, excluding: [second]) == preferred)
-        try await Task.sleep(for: .milliseconds(200))
-        lab.stores[second].dropsClaimEvents.store(false, ordering: .relaxed)
+        try await Task.sleep(for: settle)
+        fault(lab.stores[second], false)
         lab.stores[preferred].severed.store(true, ordering: .relaxed)
-        #expect(await lab.waitForOwner(vip, excluding: [preferred], timeout: .seconds(3)) == second,
-                "the second node never took the VIP from the failed preferred node")
+        let taker = await lab.waitForOwner(vip, excluding: [preferred], timeout: .seconds(3))
         await lab.stopAll()
+        return taker == second
     }
 
     @Test func interfaceDownMovesTheVIP() async throws {
