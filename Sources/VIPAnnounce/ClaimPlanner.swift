@@ -48,6 +48,12 @@ public enum ClaimAction: Sendable, Hashable {
 public enum ClaimPlanner {
     public static func claimKey(_ address: IPAddress) -> String { Keyspace.claimsPrefix + address.description }
 
+    /// The address a claim key is for; nil for a key outside the claims or one that names no address.
+    public static func address(ofClaimKey key: String) -> IPAddress? {
+        guard key.utf8.starts(with: Keyspace.claimsPrefix.utf8) else { return nil }
+        return IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count)))
+    }
+
     /// - Parameters:
     ///   - me: this node.
     ///   - confirmed: group keys whose claims this node wrote or confirmed since its lease last lapsed.

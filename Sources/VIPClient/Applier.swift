@@ -93,16 +93,11 @@ public struct Applier: Sendable {
     /// Commits independent transactions, a few at a time; the highest revision, or the first failure.
     /// `split` when they are part of an apply that needed several.
     private func commitTogether(_ transactions: [Transaction], split: Bool) async throws -> Revision? {
-        var revision: Revision?
-        for outcome in await TransactionBatches.commit(transactions, to: store) {
-            switch outcome {
-            case .success(let written)?: revision = max(revision ?? written, written)
-            case .failure(StoreError.conflict(let key, _))?: throw ApplyError.conflict(key, split: split)
-            case .failure(let error)?: throw error
-            case nil: continue
-            }
+        do {
+            return try await TransactionBatches.commitAll(transactions, to: store)
+        } catch StoreError.conflict(let key, _) {
+            throw ApplyError.conflict(key, split: split)
         }
-        return revision
     }
 
     /// Above this many objects of one kind, their prefix is listed once instead of read object by object:

@@ -33,7 +33,7 @@ public struct L2View: Sendable {
         let liveNodes = Set(leases.filter(\.1).map(\.0.node))
         var claims: [IPAddress: Claim] = [:]
         for record in try await store.list(prefix: Keyspace.claimsPrefix).records {
-            guard let address = IPAddress(String(record.key.dropFirst(Keyspace.claimsPrefix.count))),
+            guard let address = ClaimPlanner.address(ofClaimKey: record.key),
                   let claim = try? RecordCoding.decode(Claim.self, from: record.value), liveNodes.contains(claim.node) else { continue }
             claims[address] = claim
         }

@@ -259,11 +259,11 @@ public final class Controller: Sendable {
     /// an address a deleted one frees may be assigned again in the same plan, and nobody may see it twice.
     /// Each turn of the lease holds `TransactionBatches.inFlight` chunks, so a renewal waits for one turn at most.
     private func commit(_ plan: ReconcilePlan) async throws {
+        // The fence rides in every chunk; its condition counts against the store's limit like any other.
+        let placeholder = Condition(Keyspace.controllerLease(for: settings.loadBalancerClass), .present)
         let releases = plan.writes.prefix { if case .delete = $0.operation { true } else { false } }
         for phase in [plan.writes[..<releases.endIndex], plan.writes[releases.endIndex...]] where !phase.isEmpty {
             let parts = phase.map { Transaction(conditions: [$0.condition], operations: [$0.operation]) }
-            // The fence rides in every chunk; its condition counts against the store's limit like any other.
-            let placeholder = Condition(Keyspace.controllerLease(for: settings.loadBalancerClass), .present)
             let chunks = TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, shared: [placeholder],
                                                  maxParts: settings.batchSize).map { TransactionBatches.merge(parts[$0]) }
             for turn in stride(from: 0, to: chunks.count, by: TransactionBatches.inFlight) {

@@ -97,8 +97,10 @@ public actor LeaderLease {
         await enter()
         defer { leave() }
         let fenced = try transactions.map(fenced)
-        for outcome in await TransactionBatches.commit(fenced, to: store) {
-            if case .failure(let error)? = outcome { throw await leaseLoss(in: error) }
+        do {
+            try await TransactionBatches.commitAll(fenced, to: store)
+        } catch {
+            throw await leaseLoss(in: error)
         }
     }
 

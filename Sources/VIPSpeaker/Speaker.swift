@@ -311,7 +311,7 @@ public actor Speaker {
             switch event {
             case .put(let record): changed = absorbClaim(key: record.key, record: record)
             case .delete(let key, let revision):
-                if let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))),
+                if let address = ClaimPlanner.address(ofClaimKey: key),
                    let current = claims[address], current.revision < revision {
                     claims[address] = nil
                     changed = true
@@ -353,7 +353,7 @@ public actor Speaker {
     /// Returns whether the claim is news (not already known at this or a later revision).
     @discardableResult
     private func absorbClaim(key: String, record: Record) -> Bool {
-        guard let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))),
+        guard let address = ClaimPlanner.address(ofClaimKey: key),
               let claim = try? RecordCoding.decode(Claim.self, from: record.value) else { return false }
         if let current = claims[address], current.revision >= record.modRevision { return false }
         claims[address] = StoredClaim(claim: claim, revision: record.modRevision)
@@ -629,8 +629,7 @@ public actor Speaker {
         do {
             let revision = try await store.commit(transaction)
             for operation in transaction.operations where revision > claimsSeenThrough {
-                guard operation.key.hasPrefix(Keyspace.claimsPrefix),
-                      let address = IPAddress(String(operation.key.dropFirst(Keyspace.claimsPrefix.count))) else { continue }
+                guard let address = ClaimPlanner.address(ofClaimKey: operation.key) else { continue }
                 switch operation {
                 case .put(_, let value):
                     if let claim = try? RecordCoding.decode(Claim.self, from: value) {
@@ -665,12 +664,10 @@ public actor Speaker {
         guard claimsSeenThrough == seen else { return }
         switch Self.watchedKind(of: key) {
         case .claim?:
-            guard let address = IPAddress(String(key.dropFirst(Keyspace.claimsPrefix.count))) else { return }
-            if let record, let claim = try? RecordCoding.decode(Claim.self, from: record.value) {
-                claims[address] = StoredClaim(claim: claim, revision: record.modRevision)
-            } else {
-                claims[address] = nil
-            }
+            guard let address = ClaimPlanner.address(ofClaimKey: key) else { return }
+            // What the store holds now replaces the cached claim, even one with a higher revision.
+            claims[address] = nil
+            if let record { absorbClaim(key: key, record: record) }
         case .nodeLease?:
             // A delete's revision only matters for claims.
             absorb(event: record.map { .put($0) } ?? .delete(key: key, revision: 0))
