@@ -75,42 +75,26 @@ public actor LeaderLease {
         return Condition(key, .modRevision(revision))
     }
 
-    /// Commits `transaction` fenced by this lease as last written, with no renewal in between. A conflict
-    /// on the lease key means another controller wrote the lease: leadership is gone (`ControllerError.deposed`),
-    /// which the caller must not retry as an ordinary race.
-    @discardableResult
-    public func commit(_ transaction: Transaction) async throws -> Revision {
-        await enter()
-        defer { leave() }
-        let fenced = try fenced(transaction)
-        do {
-            return try await store.commit(fenced)
-        } catch {
-            throw await leaseLoss(in: error)
-        }
-    }
-
     /// Commits independent transactions a few at once (`TransactionBatches.commit`), all in one turn and so
-    /// all fenced by the lease as last written. Throws the first failure, once those in flight have ended:
-    /// on etcd each transaction waits a round trip and a disk flush, and concurrent ones share the flush.
+    /// all fenced by the lease as last written, with no renewal in between: on etcd each transaction waits a
+    /// round trip and a disk flush, and concurrent ones share the flush. Throws the first failure, once those
+    /// in flight have ended. A conflict on the lease key means another controller wrote the lease: leadership
+    /// is gone (`ControllerError.deposed`), which the caller must not retry as an ordinary race.
     public func commit(together transactions: [Transaction]) async throws {
         await enter()
         defer { leave() }
-        let fenced = try transactions.map(fenced)
+        guard let fence = fence() else { throw ControllerError.notLeader }
+        // First: a store that names the first failed condition names the fence whenever it failed.
+        let fenced = transactions.map { transaction in
+            var fenced = transaction
+            fenced.conditions.insert(fence, at: 0)
+            return fenced
+        }
         do {
             try await TransactionBatches.commitAll(fenced, to: store)
         } catch {
             throw await leaseLoss(in: error)
         }
-    }
-
-    /// The transaction with this lease's fence as its first condition: a store that names the first failed
-    /// condition names the fence whenever it failed.
-    private func fenced(_ transaction: Transaction) throws -> Transaction {
-        guard let fence = fence() else { throw ControllerError.notLeader }
-        var fenced = transaction
-        fenced.conditions.insert(fence, at: 0)
-        return fenced
     }
 
     /// A fenced commit's error as the caller must see it: a conflict on the lease key that another writer

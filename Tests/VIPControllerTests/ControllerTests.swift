@@ -307,7 +307,7 @@ final class LeaseWriteCounter: Sendable {
         }
         // Through the lease, the same late write says leadership is gone, and the lease knows it.
         do {
-            try await old.lease.commit(Transaction(operations: [.put(key: "assignments/default/s", value: Data("{}".utf8))]))
+            try await old.lease.commit(together: [Transaction(operations: [.put(key: "assignments/default/s", value: Data("{}".utf8))])])
             Issue.record("a deposed leader's write was accepted")
         } catch ControllerError.deposed {
         } catch {
