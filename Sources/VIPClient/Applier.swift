@@ -94,7 +94,7 @@ public struct Applier: Sendable {
     /// `split` when they are part of an apply that needed several.
     private func commitTogether(_ transactions: [Transaction], split: Bool) async throws -> Revision? {
         do {
-            return try await TransactionBatches.commitAll(transactions, to: store)
+            return try await TransactionBatches.commitAll(transactions, to: store).max()
         } catch StoreError.conflict(let key, _) {
             throw ApplyError.conflict(key, split: split)
         }

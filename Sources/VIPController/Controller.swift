@@ -40,17 +40,20 @@ public final class Controller: Sendable {
     public let heartbeat = Heartbeat()
     /// Each pass decodes only the records that changed since the last.
     private let snapshotCache = SnapshotCache(keepsDocuments: false)
+    /// The running controller's passes read this instead of listing the store; `runOnce` reads the store.
+    private let view: StoreView
+    /// The lease term the view was last trusted in: a new term reads the store first, since the last
+    /// leader's final writes may not have reached the view yet.
+    private let viewTerm = Mutex(0)
     /// Pools exported last time, so a removed pool's series are removed too.
     private let exportedPools = Mutex<Set<String>>([])
-
-    /// The prefixes whose changes can change an assignment.
-    static let watchedPrefixes = Kind.allCases.map(Keyspace.prefix(of:))
 
     public init(store: any Store, identity: String, settings: Settings, logger: Logger) {
         self.store = store
         self.settings = settings
         self.logger = logger
         reconciler = Reconciler(loadBalancerClass: settings.loadBalancerClass)
+        view = StoreView(store: store, logger: logger)
         lease = LeaderLease(store: store, identity: identity, duration: settings.leaseDuration,
                             key: Keyspace.controllerLease(for: settings.loadBalancerClass), logger: logger)
     }
@@ -83,13 +86,13 @@ public final class Controller: Sendable {
         let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.leaseLoop(trigger: trigger) }
-            for prefix in Self.watchedPrefixes {
-                group.addTask { await self.watchLoop(prefix: prefix, trigger: trigger) }
-            }
+            group.addTask { await self.view.run { trigger.yield() } }
             group.addTask {
                 while !Task.isCancelled {
-                    trigger.yield()
                     try? await Task.sleep(for: self.settings.resyncInterval)
+                    // The view lists afresh too: whatever a lost watch event missed is healed.
+                    self.view.markStale()
+                    trigger.yield()
                 }
             }
             group.addTask { await self.housekeepingLoop() }
@@ -184,36 +187,23 @@ public final class Controller: Sendable {
         }
     }
 
-    /// Any change under `prefix` triggers a reconcile (which reads everything afresh), so a compaction
-    /// only needs the current revision to watch from. Retries back off while the store is away.
-    private func watchLoop(prefix: String, trigger: AsyncStream<Void>.Continuation) async {
-        var after: Revision = (try? await store.list(prefix: prefix).revision) ?? 0
-        var backoff = Backoff(first: .milliseconds(100))
-        while !Task.isCancelled {
-            do {
-                for try await event in store.watch(prefix: prefix, after: after) {
-                    after = max(after, event.revision)
-                    backoff.reset()
-                    trigger.yield()
-                }
-                backoff.reset()  // ended without an error: watch again soon, from where it stopped
-            } catch StoreError.compacted {
-                after = (try? await store.list(prefix: prefix).revision) ?? after
-                trigger.yield()
-            } catch {
-                if !backoff.isRetrying { logger.warning("watch on \(prefix) failed: \(error); retrying with backoff") }
-            }
-            try? await Task.sleep(for: backoff.next())
-        }
-    }
-
-    /// One full pass: read everything, plan, commit in fenced chunks. A conflict means someone changed
-    /// what was read; the pass starts over from a fresh snapshot.
+    /// One full pass: read everything (from the view while it is current), plan, commit in fenced chunks.
+    /// A conflict means someone changed what was read; the pass starts over from the store.
     @discardableResult
     public func reconcile(maxAttempts: Int = 5) async throws -> ReconcilePlan {
+        let term = await lease.term
+        let newTerm = viewTerm.withLock { trusted in
+            defer { trusted = term }
+            return trusted != term
+        }
+        if newTerm { view.markStale() }
         var lastError: Error?
         for _ in 0..<maxAttempts {
-            let snapshot = try await ClusterSnapshot.load(from: store, cache: snapshotCache)
+            let snapshot = if let mirror = view.current() {
+                ClusterSnapshot.assemble(from: mirror, cache: snapshotCache)
+            } else {
+                try await ClusterSnapshot.load(from: store, cache: snapshotCache)
+            }
             for problem in snapshot.problems { logger.warning("\(problem)") }
             let plan = reconciler.plan(snapshot, time: RecordCoding.timestamp())
             do {
@@ -229,7 +219,7 @@ public final class Controller: Sendable {
             } catch StoreError.conflict(let key, let expected) {
                 // Not the lease: `LeaderLease.commit` turns a lost lease into `ControllerError.deposed`.
                 lastError = StoreError.conflict(key: key, expected: expected)
-                logger.debug("reconcile raced on \(key); starting over")
+                logger.debug("reconcile raced on \(key); starting over from the store")
             }
         }
         throw lastError ?? ControllerError.notLeader
@@ -267,7 +257,15 @@ public final class Controller: Sendable {
             let chunks = TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, shared: [placeholder],
                                                  maxParts: settings.batchSize).map { TransactionBatches.merge(parts[$0]) }
             for turn in stride(from: 0, to: chunks.count, by: TransactionBatches.inFlight) {
-                try await lease.commit(together: Array(chunks[turn..<min(turn + TransactionBatches.inFlight, chunks.count)]))
+                let sent = Array(chunks[turn..<min(turn + TransactionBatches.inFlight, chunks.count)])
+                do {
+                    let revisions = try await lease.commit(together: sent)
+                    view.fold(zip(sent, revisions).map { ($0.operations, $1) })
+                } catch {
+                    // Some of the turn may have landed unseen: the view would not know those addresses are taken.
+                    view.markStale()
+                    throw error
+                }
             }
         }
     }

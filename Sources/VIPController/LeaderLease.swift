@@ -29,6 +29,8 @@ public actor LeaderLease {
     }
 
     public var identity: String { holder.identity }
+    /// Counts the times this process took the lease (not renewals): a pass can tell leadership changed hands.
+    public private(set) var term = 0
 
     /// Reads the lease and takes or renews it when the rules allow. Returns whether this process leads now.
     @discardableResult
@@ -54,7 +56,10 @@ public actor LeaderLease {
                 Timer(label: "metalvip_lease_renew_duration_seconds", dimensions: [("component", "controller")])
                     .recordNanoseconds((MonotonicInstant.now() - startedAt).nanosecondsClamped)
                 holder.wrote(record, revision: revision, startedAt: startedAt, now: .now())
-                if !wasLeader { logger.info("acquired the controller lease", metadata: ["transitions": "\(record.transitions)"]) }
+                if !wasLeader {
+                    term += 1
+                    logger.info("acquired the controller lease", metadata: ["transitions": "\(record.transitions)"])
+                }
                 return true
             }
         } catch {
@@ -80,7 +85,9 @@ public actor LeaderLease {
     /// round trip and a disk flush, and concurrent ones share the flush. Throws the first failure, once those
     /// in flight have ended. A conflict on the lease key means another controller wrote the lease: leadership
     /// is gone (`ControllerError.deposed`), which the caller must not retry as an ordinary race.
-    public func commit(together transactions: [Transaction]) async throws {
+    /// Returns each transaction's revision, in order.
+    @discardableResult
+    public func commit(together transactions: [Transaction]) async throws -> [Revision] {
         await enter()
         defer { leave() }
         guard let fence = fence() else { throw ControllerError.notLeader }
@@ -91,7 +98,7 @@ public actor LeaderLease {
             return fenced
         }
         do {
-            try await TransactionBatches.commitAll(fenced, to: store)
+            return try await TransactionBatches.commitAll(fenced, to: store)
         } catch {
             throw await leaseLoss(in: error)
         }

@@ -70,21 +70,13 @@ public struct ClusterSnapshot: Sendable {
             }
         }
         for record in try await listing(Keyspace.assignmentsPrefix).records { snapshot.addAssignment(record) }
-        for record in includeEvents ? try await listing(Keyspace.eventsPrefix).records : [] {
-            guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.eventsPrefix) else { continue }
-            if case .events(let events)? = snapshot.cache?.reuse(record) {
-                snapshot.events[service] = StoredValue(value: events, record: record)
-            } else if let events = try? RecordCoding.decode(ServiceEvents.self, from: record.value) {
-                snapshot.cache?.keep(record, .events(events))
-                snapshot.events[service] = StoredValue(value: events, record: record)
-            }
-        }
+        for record in includeEvents ? try await listing(Keyspace.eventsPrefix).records : [] { snapshot.addEvents(record) }
         snapshot.revision = revisions.min() ?? 0
         snapshot.finish(cache)
         return snapshot
     }
 
-    /// The objects and assignments a mirror holds (no events), without reading the store.
+    /// The objects and assignments a mirror holds, and the events when it mirrors them, without reading the store.
     public static func assemble(from mirror: RecordMirror, cache: SnapshotCache? = nil) -> ClusterSnapshot {
         var snapshot = ClusterSnapshot()
         snapshot.cache = cache?.startingLoad()
@@ -93,6 +85,9 @@ public struct ClusterSnapshot: Sendable {
             for record in mirror.records(under: Keyspace.prefix(of: kind)) { snapshot.add(record, kind: kind) }
         }
         for record in mirror.records(under: Keyspace.assignmentsPrefix) { snapshot.addAssignment(record) }
+        if mirror.prefixes.contains(Keyspace.eventsPrefix) {
+            for record in mirror.records(under: Keyspace.eventsPrefix) { snapshot.addEvents(record) }
+        }
         snapshot.revision = mirror.revision
         snapshot.finish(cache)
         return snapshot
@@ -132,6 +127,16 @@ public struct ClusterSnapshot: Sendable {
         services.sort {
             ($0.record.createRevision, $0.resource.meta.namespace, $0.resource.name)
                 < ($1.record.createRevision, $1.resource.meta.namespace, $1.resource.name)
+        }
+    }
+
+    mutating func addEvents(_ record: Record) {
+        guard let service = Keyspace.service(fromKey: record.key, prefix: Keyspace.eventsPrefix) else { return }
+        if case .events(let events)? = cache?.reuse(record) {
+            self.events[service] = StoredValue(value: events, record: record)
+        } else if let events = try? RecordCoding.decode(ServiceEvents.self, from: record.value) {
+            cache?.keep(record, .events(events))
+            self.events[service] = StoredValue(value: events, record: record)
         }
     }
 

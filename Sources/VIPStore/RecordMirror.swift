@@ -48,6 +48,20 @@ public struct RecordMirror: Sendable {
         return true
     }
 
+    /// Folds in a write this reader committed at `revision`, so it need not wait for the watch to bring it
+    /// back (that event then changes nothing). Like an event, it never undoes a newer record.
+    @discardableResult
+    public mutating func fold(_ operation: StoreOperation, committedAt revision: Revision) -> Bool {
+        switch operation {
+        case .put(let key, let value):
+            guard let prefix = prefix(of: key) else { return false }
+            let created = records[prefix]?[key]?.createRevision ?? revision
+            return apply(.put(Record(key: key, value: value, createRevision: created, modRevision: revision)))
+        case .delete(let key):
+            return apply(.delete(key: key, revision: revision))
+        }
+    }
+
     /// The records under `prefix`, in no particular order.
     public func records(under prefix: String) -> Dictionary<String, Record>.Values {
         precondition(records[prefix] != nil, "\(prefix) is not mirrored")

@@ -73,18 +73,11 @@ public enum TransactionBatches {
         }
     }
 
-    /// `commit`, for a writer that needs all of them: the highest revision written (nil for none), or the
-    /// first failure by index, thrown once those in flight have ended.
+    /// `commit`, for a writer that needs all of them: each one's revision, in order, or the first failure by
+    /// index, thrown once those in flight have ended.
     @discardableResult
-    public static func commitAll(_ transactions: [Transaction], to store: any Store) async throws -> Revision? {
-        var revision: Revision?
-        for outcome in await commit(transactions, to: store) {
-            switch outcome {
-            case .success(let written)?: revision = max(revision ?? written, written)
-            case .failure(let error)?: throw error
-            case nil: continue
-            }
-        }
-        return revision
+    public static func commitAll(_ transactions: [Transaction], to store: any Store) async throws -> [Revision] {
+        // A transaction is left unsent (nil) only after one failed, and that failure comes first in order.
+        try await commit(transactions, to: store).compactMap { try $0?.get() }
     }
 }

@@ -235,4 +235,27 @@ final class ValueSwappingStore: Store {
         #expect(!apply(.delete(key: "a/b/x", revision: 15)), "already gone")
         #expect(mirror.count == 1 && mirror.revision == 15)
     }
+
+    /// A writer's own commit goes in ahead of its echo, which then changes nothing; it keeps the key's
+    /// creation, and never undoes what the watch already brought that is newer.
+    @Test func ownWritesFoldInAheadOfTheirEcho() {
+        var mirror = RecordMirror(prefixes: ["a/"])
+        func fold(_ operation: StoreOperation, _ revision: Revision) -> Bool { mirror.fold(operation, committedAt: revision) }
+        func apply(_ event: WatchEvent) -> Bool { mirror.apply(event) }
+        mirror.replace(prefix: "a/", with: Listing(records: [Record(key: "a/x", value: Data("1".utf8), createRevision: 3, modRevision: 5)],
+                                                   revision: 10))
+        #expect(fold(.put(key: "a/x", value: Data("2".utf8)), 11))
+        #expect(fold(.put(key: "a/new", value: Data("3".utf8)), 11))
+        let held = Dictionary(uniqueKeysWithValues: mirror.records(under: "a/").map { ($0.key, $0) })
+        #expect(held["a/x"] == Record(key: "a/x", value: Data("2".utf8), createRevision: 3, modRevision: 11))
+        #expect(held["a/new"] == Record(key: "a/new", value: Data("3".utf8), createRevision: 11, modRevision: 11))
+        #expect(!apply(.put(Record(key: "a/x", value: Data("2".utf8), createRevision: 3, modRevision: 11))), "the echo")
+
+        #expect(apply(.put(Record(key: "a/x", value: Data("4".utf8), createRevision: 3, modRevision: 13))))
+        #expect(!fold(.put(key: "a/x", value: Data("2".utf8)), 12), "answered after a newer write came")
+        #expect(!fold(.delete(key: "a/x"), 12))
+        #expect(fold(.delete(key: "a/new"), 14))
+        #expect(mirror.records(under: "a/").map(\.value) == [Data("4".utf8)])
+        #expect(!fold(.put(key: "b/y", value: Data()), 15), "no mirrored prefix")
+    }
 }

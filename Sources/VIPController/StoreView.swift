@@ -1,0 +1,125 @@
+import Logging
+import Synchronization
+import VIPModel
+import VIPStore
+
+/// What a controller pass reads (the objects, the assignments and the events), held in memory from one
+/// listing and kept current by one watch per prefix. At 10k services each pass re-listed 30k records,
+/// which cost etcd about 0.5 CPU-s per pass. The controller folds its own writes in as they commit, so
+/// the next pass plans from them without waiting for their echo.
+///
+/// Every write a pass makes is still conditioned on the revisions it read, so a view that lags only costs
+/// a conflict: the pass then marks the view stale, reads the store itself, and the view is listed afresh.
+final class StoreView: Sendable {
+    static let prefixes = Kind.allCases.map(Keyspace.prefix(of:)) + [Keyspace.assignmentsPrefix, Keyspace.eventsPrefix]
+    /// Changes under these can change a plan; the rest (assignments, events) are the controller's own
+    /// writes or history, and only update the view.
+    static let triggeringPrefixes = Set(Kind.allCases.map(Keyspace.prefix(of:)))
+
+    private struct State {
+        var mirror: RecordMirror?
+        /// Whether passes must read the store themselves: until the first listing, and from `markStale`
+        /// until a listing that began after it.
+        var stale = true
+        /// Counts `markStale` calls, so a listing already under way when one comes does not clear it.
+        var staleMarks = 0
+        /// The watches of the current listing, cancelled to list afresh.
+        var watches: Task<Void, any Error>?
+    }
+
+    private let store: any Store
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(store: any Store, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    /// The records as the view holds them, or nil while the view is stale (the caller reads the store).
+    func current() -> RecordMirror? {
+        state.withLock { $0.stale ? nil : $0.mirror }
+    }
+
+    /// The next pass reads the store, and the view lists afresh.
+    func markStale() {
+        let watches = state.withLock { state in
+            state.stale = true
+            state.staleMarks += 1
+            return state.watches
+        }
+        watches?.cancel()
+    }
+
+    /// Writes this controller committed, each transaction's operations at its revision.
+    func fold(_ committed: [(operations: [StoreOperation], revision: Revision)]) {
+        state.withLock { state in
+            guard state.mirror != nil else { return }
+            for (operations, revision) in committed {
+                for operation in operations { state.mirror!.fold(operation, committedAt: revision) }
+            }
+        }
+    }
+
+    /// Lists every prefix, then watches each from its listing; lists again when marked stale, after a
+    /// compaction, and after a watch fails (with backoff). Calls `changed` for each change that can
+    /// change a plan, and after each listing. Runs until cancelled.
+    func run(changed: @escaping @Sendable () -> Void) async {
+        var backoff = Backoff(first: .milliseconds(100))
+        while !Task.isCancelled {
+            let marks = state.withLock { $0.staleMarks }
+            do {
+                var mirror = RecordMirror(prefixes: Self.prefixes)
+                var listedAt: [String: Revision] = [:]
+                for prefix in Self.prefixes {
+                    let listing = try await store.list(prefix: prefix)
+                    mirror.replace(prefix: prefix, with: listing)
+                    listedAt[prefix] = listing.revision
+                }
+                state.withLock { state in
+                    state.mirror = mirror
+                    state.stale = state.staleMarks != marks
+                }
+                // Started only once the view holds the listing, so no event goes to the one it replaced.
+                let watches = Task { [self] in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for prefix in Self.prefixes {
+                            let after = listedAt[prefix] ?? 0
+                            group.addTask {
+                                let triggers = Self.triggeringPrefixes.contains(prefix)
+                                for try await event in self.store.watch(prefix: prefix, after: after) {
+                                    let moved = self.state.withLock { $0.mirror?.apply(event) ?? false }
+                                    if moved && triggers { changed() }
+                                }
+                                try Task.checkCancellation()
+                                throw StoreError.unavailable("the watch on \(prefix) ended")
+                            }
+                        }
+                        try await group.next()
+                    }
+                }
+                let stillStale = state.withLock { state in
+                    state.watches = watches
+                    return state.stale || Task.isCancelled
+                }
+                if stillStale { watches.cancel() }
+                if backoff.isRetrying { logger.info("the controller's watch recovered; listed afresh") }
+                backoff.reset()
+                changed()
+                try await withTaskCancellationHandler {
+                    try await watches.value
+                } onCancel: {
+                    watches.cancel()
+                }
+            } catch {
+                state.withLock { $0.stale = true }
+                // Marked stale, the controller stopping, or a compaction: list again at once (or end).
+                if error is CancellationError { continue }
+                if case StoreError.compacted = error { continue }
+                if !backoff.isRetrying { logger.warning("the controller's watch failed: \(error); listing again with backoff") }
+            }
+            try? await Task.sleep(for: backoff.next())
+        }
+        state.withLock { $0.watches = nil }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VIPController
+import VIPModel
+import VIPStore
+
+/// Records which prefixes were listed, and whose watch never delivers events under `deaf` prefixes: a
+/// controller's view then learns of those records only from its own writes, or from a fresh listing.
+final class DeafWatchStore: Store {
+    let inner: any Store
+    let deaf: [String]
+    let listed = Mutex<[String]>([])
+
+    init(_ inner: any Store, deaf: [String]) {
+        self.inner = inner
+        self.deaf = deaf
+    }
+
+    var name: String { inner.name }
+    func get(_ key: String) async throws -> Record? { try await inner.get(key) }
+    func list(prefix: String) async throws -> Listing {
+        listed.withLock { $0.append(prefix) }
+        return try await inner.list(prefix: prefix)
+    }
+    func commit(_ transaction: Transaction) async throws -> Revision { try await inner.commit(transaction) }
+    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
+        let events = inner.watch(prefix: prefix, after: after)
+        let deaf = deaf
+        return AsyncThrowingStream { continuation in
+            let forwarding = Task {
+                do {
+                    for try await event in events where !deaf.contains(where: { event.key.hasPrefix($0) }) {
+                        continuation.yield(event)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in forwarding.cancel() }
+        }
+    }
+    func compact(through revision: Revision) async throws { try await inner.compact(through: revision) }
+}
+
+@Suite struct ControllerViewTests {
+    func waitFor(_ fixture: StoreFixture, _ service: String, timeout: Duration = .seconds(10)) async throws -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let addresses = try await fixture.addresses(service)
+            if !addresses.isEmpty { return addresses }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return []
+    }
+
+    /// The running controller lists the store once, then plans each change from memory. Its watch never
+    /// brings assignments back here, so only its own folded writes tell it that "a" holds .0.
+    @Test func passesPlanFromTheViewAndItsOwnWritesWithoutListing() async throws {
+        let fixture = try StoreFixture()
+        let store = DeafWatchStore(fixture.store, deaf: [Keyspace.assignmentsPrefix])
+        try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n" + serviceYAML("a"))
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let controller = Controller(store: store, identity: "c1", settings: .init(), logger: logger)
+        let running = Task { try await controller.run() }
+        defer { running.cancel() }
+        #expect(try await waitFor(fixture, "a") == ["192.0.2.0"])
+        let listedAtStart = store.listed.withLock { $0 }
+        #expect(listedAtStart.contains(Keyspace.prefix(of: .service)))
+
+        for (index, name) in ["b", "c", "d"].enumerated() {
+            try await fixture.apply(serviceYAML(name))
+            #expect(try await waitFor(fixture, name) == ["192.0.2.\(index + 1)"])
+        }
+        let listedSince = store.listed.withLock { Array($0.dropFirst(listedAtStart.count)) }
+        #expect(listedSince == [], "each new service should be planned from memory, not by listing the store")
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    /// A view that missed a write (here a speaker's event, which its watch never brings) makes the pass's
+    /// conditional write conflict once; the pass then reads the store, and the next listing heals the view.
+    @Test func aViewBehindTheStoreCostsOneConflictAndNoWrongWrite() async throws {
+        let fixture = try StoreFixture()
+        let store = DeafWatchStore(fixture.store, deaf: [Keyspace.eventsPrefix])
+        try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n"
+                                + serviceYAML("s", annotations: ["metallb.io/loadBalancerIPs": "192.0.2.9"]))
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let controller = Controller(store: store, identity: "c1", settings: .init(), logger: logger)
+        let running = Task { try await controller.run() }
+        defer { running.cancel() }
+        #expect(try await waitFor(fixture, "s") == ["192.0.2.9"])
+        try await fixture.apply(serviceYAML("s"))  // stops asking for .9; keeps it, as it still fits
+
+        // A speaker adds its event to the service's history, unseen by the controller's view.
+        let key = ObjectKey(.service, namespace: "default", name: "s")
+        let stored = try #require(try await fixture.store.get(Keyspace.events(of: key)))
+        var history = try RecordCoding.decode(ServiceEvents.self, from: stored.value)
+        history.record(.nodeAssigned, "announcing from node n1", at: RecordCoding.timestamp())
+        try await fixture.store.put(Keyspace.events(of: key), try RecordCoding.encode(history),
+                                    expecting: .modRevision(stored.modRevision))
+        let listedBefore = store.listed.withLock { $0.count }
+
+        // The pool shrinks past .9: the controller moves "s" and appends to the history it cannot see.
+        try await fixture.apply(poolYAML("p", ["192.0.2.0/29"]))
+        var moved: [String] = []
+        for _ in 0..<250 where moved != ["192.0.2.0"] {
+            try await Task.sleep(for: .milliseconds(20))
+            moved = try await fixture.addresses("s")
+        }
+        #expect(moved == ["192.0.2.0"])
+        #expect(try await fixture.events("s").map(\.reason) == [.ipAllocated, .nodeAssigned, .clearAssignment, .ipAllocated])
+        #expect(store.listed.withLock { $0.count } > listedBefore, "the conflict should send the pass to the store")
+        running.cancel()
+        _ = try? await running.value
+    }
+}
