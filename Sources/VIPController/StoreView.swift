@@ -11,10 +11,13 @@ import VIPStore
 /// Every write a pass makes is still conditioned on the revisions it read, so a view that lags only costs
 /// a conflict: the pass then marks the view stale, reads the store itself, and the view is listed afresh.
 final class StoreView: Sendable {
-    static let prefixes = Kind.allCases.map(Keyspace.prefix(of:)) + [Keyspace.assignmentsPrefix, Keyspace.eventsPrefix]
+    /// The kinds a plan reads: an address depends on pools, the service and its namespace's labels, never
+    /// on backends or advertisements, whose churn (endpoints change all day) must cost a controller nothing.
+    static let plannedKinds: [Kind] = [.namespace, .ipAddressPool, .service]
+    static let prefixes = plannedKinds.map(Keyspace.prefix(of:)) + [Keyspace.assignmentsPrefix, Keyspace.eventsPrefix]
     /// Changes under these can change a plan; the rest (assignments, events) are the controller's own
     /// writes or history, and only update the view.
-    static let triggeringPrefixes = Set(Kind.allCases.map(Keyspace.prefix(of:)))
+    static let triggeringPrefixes = Set(plannedKinds.map(Keyspace.prefix(of:)))
 
     private struct State {
         var mirror: RecordMirror?

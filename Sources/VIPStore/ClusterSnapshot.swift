@@ -76,17 +76,21 @@ public struct ClusterSnapshot: Sendable {
         return snapshot
     }
 
-    /// The objects and assignments a mirror holds, and the events when it mirrors them, without reading the store.
+    /// What a mirror holds (objects, assignments, events), without reading the store. Kinds it does not
+    /// mirror stay empty: the controller needs no backends nor advertisements.
     public static func assemble(from mirror: RecordMirror, cache: SnapshotCache? = nil) -> ClusterSnapshot {
         var snapshot = ClusterSnapshot()
         snapshot.cache = cache?.startingLoad()
         snapshot.problems = mirror.skippedEntries.map { "skipped \($0.name): \($0.reason)" }
-        for kind in Kind.allCases {
+        let mirrored = Set(mirror.prefixes)
+        for kind in Kind.allCases where mirrored.contains(Keyspace.prefix(of: kind)) {
             for record in mirror.records(under: Keyspace.prefix(of: kind)) { snapshot.add(record, kind: kind) }
         }
-        for record in mirror.records(under: Keyspace.assignmentsPrefix) { snapshot.addAssignment(record) }
-        if mirror.prefixes.contains(Keyspace.eventsPrefix) {
-            for record in mirror.records(under: Keyspace.eventsPrefix) { snapshot.addEvents(record) }
+        for record in mirrored.contains(Keyspace.assignmentsPrefix) ? mirror.records(under: Keyspace.assignmentsPrefix) : [:].values {
+            snapshot.addAssignment(record)
+        }
+        for record in mirrored.contains(Keyspace.eventsPrefix) ? mirror.records(under: Keyspace.eventsPrefix) : [:].values {
+            snapshot.addEvents(record)
         }
         snapshot.revision = mirror.revision
         snapshot.finish(cache)

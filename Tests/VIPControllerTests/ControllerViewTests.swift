@@ -12,6 +12,7 @@ final class DeafWatchStore: Store {
     let inner: any Store
     let deaf: [String]
     let listed = Mutex<[String]>([])
+    let watched = Mutex<Set<String>>([])
 
     init(_ inner: any Store, deaf: [String]) {
         self.inner = inner
@@ -26,6 +27,7 @@ final class DeafWatchStore: Store {
     }
     func commit(_ transaction: Transaction) async throws -> Revision { try await inner.commit(transaction) }
     func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
+        watched.withLock { _ = $0.insert(prefix) }
         let events = inner.watch(prefix: prefix, after: after)
         let deaf = deaf
         return AsyncThrowingStream { continuation in
@@ -77,6 +79,8 @@ final class DeafWatchStore: Store {
         }
         let listedSince = store.listed.withLock { Array($0.dropFirst(listedAtStart.count)) }
         #expect(listedSince == [], "each new service should be planned from memory, not by listing the store")
+        // Backends and advertisements never change an address: their churn must not reach the controller.
+        #expect(store.watched.withLock { $0 } == ["namespaces/", "ipaddresspools/", "services/", "assignments/", "events/"])
         running.cancel()
         _ = try? await running.value
     }
