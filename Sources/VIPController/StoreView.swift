@@ -10,13 +10,19 @@ import VIPStore
 ///
 /// Every write a pass makes is still conditioned on the revisions it read, so a view that lags only costs
 /// a conflict: the pass then marks the view stale, reads the store itself, and the view is listed afresh.
+///
+/// Events are listed but not watched: speakers write one per VIP they take, and etcd's gateway sending
+/// each of those to the controller too tipped a 10k-VIP claim burst into lease lapses (claimed in 15-63 s
+/// against 14-20 s). A speaker's event makes the controller's next event write for that service conflict
+/// once, which lists the view afresh.
 final class StoreView: Sendable {
     /// The kinds a plan reads: an address depends on pools, the service and its namespace's labels, never
     /// on backends or advertisements, whose churn (endpoints change all day) must cost a controller nothing.
     static let plannedKinds: [Kind] = [.namespace, .ipAddressPool, .service]
     static let prefixes = plannedKinds.map(Keyspace.prefix(of:)) + [Keyspace.assignmentsPrefix, Keyspace.eventsPrefix]
-    /// Changes under these can change a plan; the rest (assignments, events) are the controller's own
-    /// writes or history, and only update the view.
+    static let watchedPrefixes = prefixes.filter { $0 != Keyspace.eventsPrefix }
+    /// Changes under these can change a plan; assignments are the controller's own writes (or another
+    /// class's), and only update the view.
     static let triggeringPrefixes = Set(plannedKinds.map(Keyspace.prefix(of:)))
 
     private struct State {
@@ -64,9 +70,9 @@ final class StoreView: Sendable {
         }
     }
 
-    /// Lists every prefix, then watches each from its listing; lists again when marked stale, after a
-    /// compaction, and after a watch fails (with backoff). Calls `changed` for each change that can
-    /// change a plan, and after each listing. Runs until cancelled.
+    /// Lists every prefix, then watches all but the events from the listing; lists again when marked
+    /// stale, after a compaction, and after a watch fails (with backoff). Calls `changed` for each change
+    /// that can change a plan, and after each listing. Runs until cancelled.
     func run(changed: @escaping @Sendable () -> Void) async {
         var backoff = Backoff(first: .milliseconds(100))
         while !Task.isCancelled {
@@ -86,7 +92,7 @@ final class StoreView: Sendable {
                 // Started only once the view holds the listing, so no event goes to the one it replaced.
                 let watches = Task { [self] in
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        for prefix in Self.prefixes {
+                        for prefix in Self.watchedPrefixes {
                             let after = listedAt[prefix] ?? 0
                             group.addTask {
                                 let triggers = Self.triggeringPrefixes.contains(prefix)

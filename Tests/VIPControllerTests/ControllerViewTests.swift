@@ -80,13 +80,14 @@ final class DeafWatchStore: Store {
         let listedSince = store.listed.withLock { Array($0.dropFirst(listedAtStart.count)) }
         #expect(listedSince == [], "each new service should be planned from memory, not by listing the store")
         // Backends and advertisements never change an address: their churn must not reach the controller.
-        #expect(store.watched.withLock { $0 } == ["namespaces/", "ipaddresspools/", "services/", "assignments/", "events/"])
+        // Nor do the speakers' events, which it reads only when it lists.
+        #expect(store.watched.withLock { $0 } == ["namespaces/", "ipaddresspools/", "services/", "assignments/"])
         running.cancel()
         _ = try? await running.value
     }
 
-    /// A view that missed a write (here a speaker's event, which its watch never brings) makes the pass's
-    /// conditional write conflict once; the pass then reads the store, and the next listing heals the view.
+    /// A view that missed a write (here a speaker's event: the controller does not watch events) makes the
+    /// pass's conditional write conflict once; the pass then reads the store, and the next listing heals the view.
     @Test func aViewBehindTheStoreCostsOneConflictAndNoWrongWrite() async throws {
         let fixture = try StoreFixture()
         let store = DeafWatchStore(fixture.store, deaf: [Keyspace.eventsPrefix])
