@@ -34,6 +34,9 @@ final class StoreView: Sendable {
         var staleMarks = 0
         /// The watches of the current listing, cancelled to list afresh.
         var watches: Task<Void, any Error>?
+        /// Own writes folded while a listing is under way (nil otherwise): the listing may have read their
+        /// prefix before they landed, and the events prefix has no watch to bring them.
+        var foldedDuringListing: [(operation: StoreOperation, revision: Revision)]?
     }
 
     private let store: any Store
@@ -60,12 +63,15 @@ final class StoreView: Sendable {
         watches?.cancel()
     }
 
-    /// Writes this controller committed, each transaction's operations at its revision.
+    /// Writes this controller committed, each transaction's operations at its revision. A view without
+    /// them would think the addresses they took are free, and could give one out again in another chunk.
     func fold(_ committed: [(operations: [StoreOperation], revision: Revision)]) {
         state.withLock { state in
-            guard state.mirror != nil else { return }
             for (operations, revision) in committed {
-                for operation in operations { state.mirror!.fold(operation, committedAt: revision) }
+                for operation in operations {
+                    state.mirror?.fold(operation, committedAt: revision)
+                    state.foldedDuringListing?.append((operation, revision))
+                }
             }
         }
     }
@@ -76,7 +82,10 @@ final class StoreView: Sendable {
     func run(changed: @escaping @Sendable () -> Void) async {
         var backoff = Backoff(first: .milliseconds(100))
         while !Task.isCancelled {
-            let marks = state.withLock { $0.staleMarks }
+            let marks = state.withLock { state in
+                state.foldedDuringListing = []
+                return state.staleMarks
+            }
             do {
                 var mirror = RecordMirror(prefixes: Self.prefixes)
                 var listedAt: [String: Revision] = [:]
@@ -86,6 +95,8 @@ final class StoreView: Sendable {
                     listedAt[prefix] = listing.revision
                 }
                 state.withLock { state in
+                    for (operation, revision) in state.foldedDuringListing ?? [] { mirror.fold(operation, committedAt: revision) }
+                    state.foldedDuringListing = nil
                     state.mirror = mirror
                     state.stale = state.staleMarks != marks
                 }
@@ -121,7 +132,10 @@ final class StoreView: Sendable {
                     watches.cancel()
                 }
             } catch {
-                state.withLock { $0.stale = true }
+                state.withLock { state in
+                    state.stale = true
+                    state.foldedDuringListing = nil
+                }
                 // Marked stale, the controller stopping, or a compaction: list again at once (or end).
                 if error is CancellationError { continue }
                 if case StoreError.compacted = error { continue }

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
-import VIPController
+@testable import VIPController
 import VIPModel
 import VIPStore
 
@@ -44,6 +44,47 @@ final class DeafWatchStore: Store {
             continuation.onTermination = { _ in forwarding.cancel() }
         }
     }
+    func compact(through revision: Revision) async throws { try await inner.compact(through: revision) }
+}
+
+/// Holds each listing of `held` after reading it, until `release()`: a write can land between the read and
+/// the view installing what was read.
+final class HeldListingStore: Store {
+    let inner: any Store
+    let held: String
+    private let gate = Mutex<(reading: Bool, waiters: [CheckedContinuation<Void, Never>], open: Bool)>((false, [], false))
+
+    init(_ inner: any Store, holding held: String) {
+        self.inner = inner
+        self.held = held
+    }
+
+    var name: String { inner.name }
+    var isHolding: Bool { gate.withLock { $0.reading } }
+    func release() {
+        let waiters = gate.withLock { gate in
+            gate.open = true
+            defer { gate.waiters = [] }
+            return gate.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+    func get(_ key: String) async throws -> Record? { try await inner.get(key) }
+    func list(prefix: String) async throws -> Listing {
+        let listing = try await inner.list(prefix: prefix)
+        guard prefix == held else { return listing }
+        await withCheckedContinuation { continuation in
+            let open = gate.withLock { gate in
+                gate.reading = true
+                if !gate.open { gate.waiters.append(continuation) }
+                return gate.open
+            }
+            if open { continuation.resume() }
+        }
+        return listing
+    }
+    func commit(_ transaction: Transaction) async throws -> Revision { try await inner.commit(transaction) }
+    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { inner.watch(prefix: prefix, after: after) }
     func compact(through revision: Revision) async throws { try await inner.compact(through: revision) }
 }
 
@@ -122,5 +163,34 @@ final class DeafWatchStore: Store {
         #expect(store.listed.withLock { $0.count } > listedBefore, "the conflict should send the pass to the store")
         running.cancel()
         _ = try? await running.value
+    }
+
+    /// A write the controller folds while the view is listing goes into the new listing too: the listing may
+    /// have read the prefix before the write landed, and events have no watch to bring it later.
+    @Test func aWriteFoldedDuringAListingIsKeptByIt() async throws {
+        let fixture = try StoreFixture()
+        let store = HeldListingStore(fixture.store, holding: Keyspace.eventsPrefix)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let view = StoreView(store: store, logger: logger)
+        let running = Task { await view.run {} }
+        defer { running.cancel() }
+        for _ in 0..<500 where !store.isHolding { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(store.isHolding && view.current() == nil)
+
+        // Read already, not yet installed: the controller commits an event record and folds it.
+        let key = "events/default/s"
+        let revision = try await fixture.store.put(key, Data("{}".utf8))
+        view.fold([([.put(key: key, value: Data("{}".utf8))], revision)])
+        store.release()
+        var mirror: RecordMirror?
+        for _ in 0..<500 where mirror == nil {
+            try await Task.sleep(for: .milliseconds(10))
+            mirror = view.current()
+        }
+        #expect(mirror?.records(under: Keyspace.eventsPrefix).map(\.key) == [key])
+        #expect(mirror?.records(under: Keyspace.eventsPrefix).first?.modRevision == revision)
+        running.cancel()
+        await running.value
     }
 }
