@@ -90,9 +90,9 @@ public final class Controller: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: self.settings.resyncInterval)
-                    // The view lists afresh too: whatever a lost watch event missed is healed.
+                    // The view lists afresh, healing whatever a lost watch event missed, and the listing
+                    // triggers the pass: a trigger now would read the store a second time.
                     self.view.markStale()
-                    trigger.yield()
                 }
             }
             group.addTask { await self.housekeepingLoop() }

@@ -4,9 +4,9 @@ import VIPModel
 import VIPStore
 
 /// What a controller pass reads (the objects, the assignments and the events), held in memory from one
-/// listing and kept current by one watch per prefix. At 10k services each pass re-listed 30k records,
-/// which cost etcd about 0.5 CPU-s per pass. The controller folds its own writes in as they commit, so
-/// the next pass plans from them without waiting for their echo.
+/// listing and kept current by one watch per prefix (events excepted). At 10k services each pass
+/// re-listed 30k records, which cost etcd about 0.5 CPU-s per pass. The controller folds its own writes
+/// in as they commit, so the next pass plans from them without waiting for their echo.
 ///
 /// Every write a pass makes is still conditioned on the revisions it read, so a view that lags only costs
 /// a conflict: the pass then marks the view stale, reads the store itself, and the view is listed afresh.

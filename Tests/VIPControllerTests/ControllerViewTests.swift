@@ -193,4 +193,23 @@ final class HeldListingStore: Store {
         running.cancel()
         await running.value
     }
+
+    /// The resync lists the view afresh, so a change its watch never brought is planned within one period.
+    @Test func theResyncHealsAChangeTheWatchLost() async throws {
+        let fixture = try StoreFixture()
+        let store = DeafWatchStore(fixture.store, deaf: [Keyspace.prefix(of: .service)])
+        try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n" + serviceYAML("a"))
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        var settings = Controller.Settings()
+        settings.resyncInterval = .milliseconds(500)
+        let controller = Controller(store: store, identity: "c1", settings: settings, logger: logger)
+        let running = Task { try await controller.run() }
+        defer { running.cancel() }
+        #expect(try await waitFor(fixture, "a") == ["192.0.2.0"])
+        try await fixture.apply(serviceYAML("b"))
+        #expect(try await waitFor(fixture, "b", timeout: .seconds(5)) == ["192.0.2.1"])
+        running.cancel()
+        _ = try? await running.value
+    }
 }
