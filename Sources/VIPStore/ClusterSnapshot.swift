@@ -273,7 +273,12 @@ public final class SnapshotCache: Sendable {
     /// How many records the cache holds, for tests.
     public var count: Int { entries.withLock { $0.count } }
 
-    func startingLoad() -> Entries { Entries(keepsDocuments: keepsDocuments, previous: entries.withLock { $0 }) }
+    func startingLoad() -> Entries {
+        var entries = Entries(keepsDocuments: keepsDocuments, previous: entries.withLock { $0 })
+        // A load sees about what the last one saw: growing to it step by step was 4% of a controller pass.
+        entries.current.reserveCapacity(entries.previous.count)
+        return entries
+    }
 
     /// Only what the last load saw is kept: deleted records leave the cache with it.
     func finishLoad(_ used: Entries) {
