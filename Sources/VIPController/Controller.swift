@@ -219,7 +219,13 @@ public final class Controller: Sendable {
             } catch StoreError.conflict(let key, let expected) {
                 // Not the lease: `LeaderLease.commit` turns a lost lease into `ControllerError.deposed`.
                 lastError = StoreError.conflict(key: key, expected: expected)
-                logger.debug("reconcile raced on \(key); starting over from the store")
+                // A view still current lags only in the events, which it does not watch: relisting those is enough.
+                if key.hasPrefix(Keyspace.eventsPrefix), view.current() != nil {
+                    logger.debug("reconcile raced on \(key); relisting the events")
+                    do { try await view.relistEvents() } catch { view.markStale() }
+                } else {
+                    logger.debug("reconcile raced on \(key); starting over from the store")
+                }
             }
         }
         throw lastError ?? ControllerError.notLeader
@@ -262,8 +268,9 @@ public final class Controller: Sendable {
                     let revisions = try await lease.commit(together: sent)
                     view.fold(zip(sent, revisions).map { ($0.operations, $1) })
                 } catch {
-                    // Some of the turn may have landed unseen: the view would not know those addresses are taken.
-                    view.markStale()
+                    // Some of the turn may have landed unseen: the view would not know those addresses are
+                    // taken. A lone transaction that conflicted landed nothing; the caller sees what lagged.
+                    if case StoreError.conflict = error, sent.count == 1 {} else { view.markStale() }
                     throw error
                 }
             }

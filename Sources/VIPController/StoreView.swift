@@ -14,7 +14,7 @@ import VIPStore
 /// Events are listed but not watched: speakers write one per VIP they take, and etcd's gateway sending
 /// each of those to the controller too tipped a 10k-VIP claim burst into lease lapses (claimed in 15-63 s
 /// against 14-20 s). A speaker's event makes the controller's next event write for that service conflict
-/// once, which lists the view afresh.
+/// once, which lists the events afresh.
 final class StoreView: Sendable {
     /// The kinds a plan reads: an address depends on pools, the service and its namespace's labels, never
     /// on backends or advertisements, whose churn (endpoints change all day) must cost a controller nothing.
@@ -61,6 +61,13 @@ final class StoreView: Sendable {
             return state.watches
         }
         watches?.cancel()
+    }
+
+    /// Lists the events afresh into the current view. It does not watch them, so a speaker's event makes
+    /// the controller's next write to that service's history conflict: one listing of the events heals it.
+    func relistEvents() async throws {
+        let listing = try await store.list(prefix: Keyspace.eventsPrefix)
+        state.withLock { $0.mirror?.replace(prefix: Keyspace.eventsPrefix, with: listing) }
     }
 
     /// Writes this controller committed, each transaction's operations at its revision. A view without
