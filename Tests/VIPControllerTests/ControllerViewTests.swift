@@ -6,47 +6,6 @@ import Testing
 import VIPModel
 import VIPStore
 
-/// Records which prefixes were listed, and whose watch never delivers events under `deaf` prefixes: a
-/// controller's view then learns of those records only from its own writes, or from a fresh listing.
-final class DeafWatchStore: Store {
-    let inner: any Store
-    let deaf: [String]
-    let listed = Mutex<[String]>([])
-    let watched = Mutex<Set<String>>([])
-
-    init(_ inner: any Store, deaf: [String]) {
-        self.inner = inner
-        self.deaf = deaf
-    }
-
-    var name: String { inner.name }
-    func get(_ key: String) async throws -> Record? { try await inner.get(key) }
-    func list(prefix: String) async throws -> Listing {
-        listed.withLock { $0.append(prefix) }
-        return try await inner.list(prefix: prefix)
-    }
-    func commit(_ transaction: Transaction) async throws -> Revision { try await inner.commit(transaction) }
-    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
-        watched.withLock { _ = $0.insert(prefix) }
-        let events = inner.watch(prefix: prefix, after: after)
-        let deaf = deaf
-        return AsyncThrowingStream { continuation in
-            let forwarding = Task {
-                do {
-                    for try await event in events where !deaf.contains(where: { event.key.hasPrefix($0) }) {
-                        continuation.yield(event)
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in forwarding.cancel() }
-        }
-    }
-    func compact(through revision: Revision) async throws { try await inner.compact(through: revision) }
-}
-
 /// Holds each listing of `held` after reading it, until `release()`: a write can land between the read and
 /// the view installing what was read.
 final class HeldListingStore: Store {
@@ -89,6 +48,16 @@ final class HeldListingStore: Store {
 }
 
 @Suite struct ControllerViewTests {
+    /// A controller running on `store` until the task is cancelled.
+    func startController(on store: any Store, adjust: (inout Controller.Settings) -> Void = { _ in }) -> Task<Void, any Error> {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        var settings = Controller.Settings()
+        adjust(&settings)
+        let controller = Controller(store: store, identity: "c1", settings: settings, logger: logger)
+        return Task { try await controller.run() }
+    }
+
     func waitFor(_ fixture: StoreFixture, _ service: String, timeout: Duration = .seconds(10)) async throws -> [String] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -103,12 +72,9 @@ final class HeldListingStore: Store {
     /// brings assignments back here, so only its own folded writes tell it that "a" holds .0.
     @Test func passesPlanFromTheViewAndItsOwnWritesWithoutListing() async throws {
         let fixture = try StoreFixture()
-        let store = DeafWatchStore(fixture.store, deaf: [Keyspace.assignmentsPrefix])
+        let store = ListingRecorder(fixture.store, deaf: [Keyspace.assignmentsPrefix])
         try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n" + serviceYAML("a"))
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let controller = Controller(store: store, identity: "c1", settings: .init(), logger: logger)
-        let running = Task { try await controller.run() }
+        let running = startController(on: store)
         defer { running.cancel() }
         #expect(try await waitFor(fixture, "a") == ["192.0.2.0"])
         let listedAtStart = store.listed.withLock { $0 }
@@ -131,13 +97,10 @@ final class HeldListingStore: Store {
     /// pass's conditional write conflict once; the events are listed afresh, and the pass plans again.
     @Test func aViewBehindTheStoreCostsOneConflictAndNoWrongWrite() async throws {
         let fixture = try StoreFixture()
-        let store = DeafWatchStore(fixture.store, deaf: [Keyspace.eventsPrefix])
+        let store = ListingRecorder(fixture.store, deaf: [Keyspace.eventsPrefix])
         try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n"
                                 + serviceYAML("s", annotations: ["metallb.io/loadBalancerIPs": "192.0.2.9"]))
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let controller = Controller(store: store, identity: "c1", settings: .init(), logger: logger)
-        let running = Task { try await controller.run() }
+        let running = startController(on: store)
         defer { running.cancel() }
         #expect(try await waitFor(fixture, "s") == ["192.0.2.9"])
         try await fixture.apply(serviceYAML("s"))  // stops asking for .9; keeps it, as it still fits
@@ -198,14 +161,9 @@ final class HeldListingStore: Store {
     /// The resync lists the view afresh, so a change its watch never brought is planned within one period.
     @Test func theResyncHealsAChangeTheWatchLost() async throws {
         let fixture = try StoreFixture()
-        let store = DeafWatchStore(fixture.store, deaf: [Keyspace.prefix(of: .service)])
+        let store = ListingRecorder(fixture.store, deaf: [Keyspace.prefix(of: .service)])
         try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n" + serviceYAML("a"))
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        var settings = Controller.Settings()
-        settings.resyncInterval = .milliseconds(500)
-        let controller = Controller(store: store, identity: "c1", settings: settings, logger: logger)
-        let running = Task { try await controller.run() }
+        let running = startController(on: store) { $0.resyncInterval = .milliseconds(500) }
         defer { running.cancel() }
         #expect(try await waitFor(fixture, "a") == ["192.0.2.0"])
         try await fixture.apply(serviceYAML("b"))

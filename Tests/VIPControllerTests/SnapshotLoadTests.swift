@@ -4,12 +4,19 @@ import Testing
 import VIPModel
 import VIPStore
 
-/// A store that records which prefixes were listed, to tell a point read from a full list.
+/// A store that records which prefixes were listed and watched, to tell a point read from a full list; its
+/// watches never deliver events under the `deaf` prefixes (a controller's view then learns of those
+/// records only from its own writes, or from a fresh listing).
 final class ListingRecorder: Store {
     let base: any Store
+    let deaf: [String]
     let listed = Mutex<[String]>([])
+    let watched = Mutex<Set<String>>([])
 
-    init(_ base: any Store) { self.base = base }
+    init(_ base: any Store, deaf: [String] = []) {
+        self.base = base
+        self.deaf = deaf
+    }
 
     var name: String { base.name }
     func get(_ key: String) async throws -> Record? { try await base.get(key) }
@@ -18,7 +25,25 @@ final class ListingRecorder: Store {
         return try await base.list(prefix: prefix)
     }
     func commit(_ transaction: Transaction) async throws -> Revision { try await base.commit(transaction) }
-    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> { base.watch(prefix: prefix, after: after) }
+    func watch(prefix: String, after: Revision) -> AsyncThrowingStream<WatchEvent, Error> {
+        watched.withLock { _ = $0.insert(prefix) }
+        let events = base.watch(prefix: prefix, after: after)
+        guard !deaf.isEmpty else { return events }
+        let deaf = deaf
+        return AsyncThrowingStream { continuation in
+            let forwarding = Task {
+                do {
+                    for try await event in events where !deaf.contains(where: { event.key.hasPrefix($0) }) {
+                        continuation.yield(event)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in forwarding.cancel() }
+        }
+    }
     func compact(through revision: Revision) async throws { try await base.compact(through: revision) }
 }
 
