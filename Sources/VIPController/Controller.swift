@@ -219,12 +219,13 @@ public final class Controller: Sendable {
             } catch StoreError.conflict(let key, let expected) {
                 // Not the lease: `LeaderLease.commit` turns a lost lease into `ControllerError.deposed`.
                 lastError = StoreError.conflict(key: key, expected: expected)
-                // A view still current lags only in the events, which it does not watch: relisting those is enough.
-                if key.hasPrefix(Keyspace.eventsPrefix), view.current() != nil {
-                    logger.debug("reconcile raced on \(key); relisting the events")
+                logger.debug("reconcile raced on \(key)")
+                guard view.current() != nil else { continue }  // already read from the store, or marked stale
+                // The view lags. Only in the events, which it does not watch, if that is where: relist those.
+                if key.hasPrefix(Keyspace.eventsPrefix) {
                     do { try await view.relistEvents() } catch { view.markStale() }
                 } else {
-                    logger.debug("reconcile raced on \(key); starting over from the store")
+                    view.markStale()
                 }
             }
         }

@@ -171,4 +171,27 @@ final class HeldListingStore: Store {
         running.cancel()
         _ = try? await running.value
     }
+
+    /// A conflict on anything but the events means the view lags where it watches: the pass goes to the store.
+    /// Here an assignment is deleted behind the controller's back (its watch never brings assignments).
+    @Test func aLaggingAssignmentSendsThePassToTheStore() async throws {
+        let fixture = try StoreFixture()
+        let store = ListingRecorder(fixture.store, deaf: [Keyspace.assignmentsPrefix])
+        try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n" + serviceYAML("a"))
+        let running = startController(on: store)
+        defer { running.cancel() }
+        #expect(try await waitFor(fixture, "a") == ["192.0.2.0"])
+        try await fixture.store.delete(Keyspace.assignment(of: ObjectKey(.service, namespace: "default", name: "a")))
+
+        // The view still holds a's old assignment: the put of the new one is conditioned on it, and conflicts.
+        try await fixture.apply(serviceYAML("a", annotations: ["metallb.io/loadBalancerIPs": "192.0.2.5"]))
+        var moved: [String] = []
+        for _ in 0..<250 where moved != ["192.0.2.5"] {
+            try await Task.sleep(for: .milliseconds(20))
+            moved = try await fixture.addresses("a")
+        }
+        #expect(moved == ["192.0.2.5"])
+        running.cancel()
+        _ = try? await running.value
+    }
 }
