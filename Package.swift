@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "VIPSQLiteStore", dependencies: ["VIPStore", "CSQLite"]),
         // The distributed backend: etcd v3 through its JSON gateway (async-http-client), with watch resume.
         .target(name: "VIPEtcdStore", dependencies: [
-            "VIPStore",
+            "VIPModel", "VIPStore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

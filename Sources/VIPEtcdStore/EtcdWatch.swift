@@ -114,7 +114,7 @@ struct EtcdWatch: Sendable {
                         continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation) throws {
         let frame: EtcdWire.WatchFrame
         do {
-            frame = try JSONDecoder().decode(EtcdWire.WatchFrame.self, from: line)
+            frame = try EtcdWire.WatchFrame(line: line)
         } catch {
             throw StreamEnd.reconnect("etcd \(endpoint): unreadable watch frame: \(error)")
         }
