@@ -68,15 +68,21 @@ final class HeldListingStore: Store {
         return []
     }
 
-    /// The running controller lists the store once, then plans each change from memory. Its watch never
-    /// brings assignments back here, so only its own folded writes tell it that "a" holds .0.
-    @Test func passesPlanFromTheViewAndItsOwnWritesWithoutListing() async throws {
+    /// A running controller whose watch never brings assignments back, once it has given "a" .0.
+    func controllerThatAssignedA() async throws -> (StoreFixture, ListingRecorder, Task<Void, any Error>) {
         let fixture = try StoreFixture()
         let store = ListingRecorder(fixture.store, deaf: [Keyspace.assignmentsPrefix])
         try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n" + serviceYAML("a"))
         let running = startController(on: store)
-        defer { running.cancel() }
         #expect(try await waitFor(fixture, "a") == ["192.0.2.0"])
+        return (fixture, store, running)
+    }
+
+    /// The running controller lists the store once, then plans each change from memory. Its watch never
+    /// brings assignments back here, so only its own folded writes tell it that "a" holds .0.
+    @Test func passesPlanFromTheViewAndItsOwnWritesWithoutListing() async throws {
+        let (fixture, store, running) = try await controllerThatAssignedA()
+        defer { running.cancel() }
         let listedAtStart = store.listed.withLock { $0 }
         #expect(listedAtStart.contains(Keyspace.prefix(of: .service)))
 
@@ -175,12 +181,8 @@ final class HeldListingStore: Store {
     /// A conflict on anything but the events means the view lags where it watches: the pass goes to the store.
     /// Here an assignment is deleted behind the controller's back (its watch never brings assignments).
     @Test func aLaggingAssignmentSendsThePassToTheStore() async throws {
-        let fixture = try StoreFixture()
-        let store = ListingRecorder(fixture.store, deaf: [Keyspace.assignmentsPrefix])
-        try await fixture.apply(poolYAML("p", ["192.0.2.0/28"]) + "---\n" + serviceYAML("a"))
-        let running = startController(on: store)
+        let (fixture, _, running) = try await controllerThatAssignedA()
         defer { running.cancel() }
-        #expect(try await waitFor(fixture, "a") == ["192.0.2.0"])
         try await fixture.store.delete(Keyspace.assignment(of: ObjectKey(.service, namespace: "default", name: "a")))
 
         // The view still holds a's old assignment: the put of the new one is conditioned on it, and conflicts.
