@@ -219,14 +219,7 @@ public final class Controller: Sendable {
             } catch StoreError.conflict(let key, let expected) {
                 // Not the lease: `LeaderLease.commit` turns a lost lease into `ControllerError.deposed`.
                 lastError = StoreError.conflict(key: key, expected: expected)
-                logger.debug("reconcile raced on \(key)")
-                guard view.current() != nil else { continue }  // already read from the store, or marked stale
-                // The view lags. Only in the events, which it does not watch, if that is where: relist those.
-                if key.hasPrefix(Keyspace.eventsPrefix) {
-                    do { try await view.relistEvents() } catch { view.markStale() }
-                } else {
-                    view.markStale()
-                }
+                logger.debug("reconcile raced on \(key); planning again from what the view now trusts")
             }
         }
         throw lastError ?? ControllerError.notLeader
@@ -269,13 +262,24 @@ public final class Controller: Sendable {
                     let revisions = try await lease.commit(together: sent)
                     view.fold(zip(sent, revisions).map { ($0.operations, $1) })
                 } catch {
-                    // Some of the turn may have landed unseen: the view would not know those addresses are
-                    // taken. A lone transaction that conflicted landed nothing; the caller sees what lagged.
-                    if case StoreError.conflict = error, sent.count == 1 {} else { view.markStale() }
+                    await distrustView(after: error, transactions: sent.count)
                     throw error
                 }
             }
         }
+    }
+}
+
+extension Controller {
+    /// What a failed turn says about the view. Some of a turn may have landed unseen, so the view would not
+    /// know those addresses are taken: it is listed afresh. A lone transaction that conflicted landed
+    /// nothing, and the view lags where the key is: only in the events, which it does not watch, if that
+    /// is where (they are relisted); a view already stale is being listed afresh anyway.
+    private func distrustView(after error: any Error, transactions: Int) async {
+        guard case StoreError.conflict(let key, _) = error, transactions == 1 else { return view.markStale() }
+        guard view.current() != nil else { return }
+        guard key.hasPrefix(Keyspace.eventsPrefix) else { return view.markStale() }
+        do { try await view.relistEvents() } catch { view.markStale() }
     }
 }
 
