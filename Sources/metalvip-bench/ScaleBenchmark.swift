@@ -91,11 +91,7 @@ struct ScaleBenchmark: BenchmarkSection {
         try await run(metalvip, ["apply", "-f", manifest, "--store", store])
         let applied = monotonicNanoseconds()
         let counter = StoreCounter(store: store, etcd: etcd)
-        var assigned: Int64?
-        for _ in 0..<1_200 {  // bounded: two minutes at most
-            if try await counter.count("assignments/") >= count { assigned = monotonicNanoseconds(); break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let assigned = try await counter.reached("assignments/", count, every: .milliseconds(100), tries: 1_200)  // two minutes at most
         let getOne = try await timed { try await run(metalvip, ["get", "services", "s1", "-n", "ns1", "--store", store]) }
         let getAll = try await timed { try await run(metalvip, ["get", "services", "-A", "--store", store]) }
 
@@ -107,9 +103,8 @@ struct ScaleBenchmark: BenchmarkSection {
             try Self.extraService(extra).write(toFile: single, atomically: true, encoding: .utf8)
             let start = monotonicNanoseconds()
             try await run(metalvip, ["apply", "-f", single, "--store", store])
-            for _ in 0..<1_000 {  // bounded: ten seconds at most
-                if try await counter.count("assignments/") >= count + extra { oneMore.append(Double(monotonicNanoseconds() - start) / 1e6); break }
-                try await Task.sleep(for: .milliseconds(10))
+            if let done = try await counter.reached("assignments/", count + extra, every: .milliseconds(10), tries: 1_000) {  // ten seconds at most
+                oneMore.append(Double(done - start) / 1e6)
             }
         }
         let cpuPerChange = ((ResourceUsage.cpuSeconds(of: controller.processIdentifier) ?? 0) - cpuBefore) * 1000 / Double(max(1, oneMore.count))
@@ -135,11 +130,7 @@ struct ScaleBenchmark: BenchmarkSection {
         let started = monotonicNanoseconds()
         try await lab.cli("apply", "-f", manifest)
         let counter = StoreCounter(store: lab.store, etcd: lab.etcd)
-        var claimed: Int64?
-        for _ in 0..<1_800 {  // bounded: three minutes at most
-            if try await counter.count("claims/") >= count { claimed = monotonicNanoseconds(); break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let claimed = try await counter.reached("claims/", count, every: .milliseconds(100), tries: 1_800)  // three minutes at most
         try await Task.sleep(for: .seconds(3))
         let pids = (1...3).compactMap { lab.process("n\($0)")?.processIdentifier }
         let before = pids.map { ResourceUsage.cpuSeconds(of: $0) ?? 0 }
@@ -207,6 +198,16 @@ struct ScaleBenchmark: BenchmarkSection {
 struct StoreCounter {
     let store: String
     let etcd: EtcdCluster?
+
+    /// When (monotonic nanoseconds) the count under `prefix` first reached `target`, polled `tries` times at
+    /// most; nil if it never did.
+    func reached(_ prefix: String, _ target: Int, every interval: Duration, tries: Int) async throws -> Int64? {
+        for _ in 0..<tries {
+            if try await count(prefix) >= target { return monotonicNanoseconds() }
+            try await Task.sleep(for: interval)
+        }
+        return nil
+    }
 
     func count(_ prefix: String) async throws -> Int {
         if let etcd {
