@@ -20,7 +20,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Addresses, ranges and the Kubernetes/MetalLB resource types.
@@ -71,16 +74,18 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The embedded backend on SQLite (WAL): one transaction per commit, inotify on its log for watches.
         .target(name: "VIPSQLiteStore", dependencies: ["VIPStore", "CSQLite"]),
-        // The distributed backend: etcd v3 through its JSON gateway (async-http-client), with watch resume.
+        // The distributed backend: etcd v3 over gRPC (grpc-swift, one HTTP/2 connection per member), with watch resume.
         .target(name: "VIPEtcdStore", dependencies: [
             "VIPModel", "VIPStore",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], exclude: ["API/etcd.proto"]),
         // Metrics (swift-metrics exported by swift-prometheus), the HTTP status endpoints (swift-nio),
         // line-oriented logs, and the store decorator that times every operation.
         .target(name: "VIPObservability", dependencies: [

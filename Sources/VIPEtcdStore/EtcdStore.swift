@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import VIPStore
 
-/// The store interface on etcd v3, through its JSON gateway. Revisions are etcd's own, so a
+/// The store interface on etcd v3, over gRPC. Revisions are etcd's own, so a
 /// compare-and-swap on `modRevision` is an etcd compare on `mod_revision`, and a watch resumes at
 /// the exact revision after the last event it delivered.
 public final class EtcdStore: Store {
@@ -27,9 +27,11 @@ public final class EtcdStore: Store {
 
     public func get(_ key: String) async throws -> Record? {
         try validate(key)
-        let response = try await transport.call("/v3/kv/range", EtcdWire.RangeRequest(key: keys.wire(key)),
-                                                as: EtcdWire.RangeResponse.self, idempotent: true)
-        return try response.kvs?.first.map(record)
+        var request = Etcdserverpb_RangeRequest()
+        request.key = keys.wire(key)
+        let response = try await transport.call(EtcdMethod.range, request, as: Etcdserverpb_RangeResponse.self,
+                                                idempotent: true)
+        return try response.kvs.first.map(record)
     }
 
     public func list(prefix: String) async throws -> Listing {
@@ -39,21 +41,24 @@ public final class EtcdStore: Store {
         var from = start
         // Bounded: each page advances past its last key; a compaction of the pinned revision starts over.
         for _ in 0..<1_000_000 {
-            let request = EtcdWire.RangeRequest(key: from, range_end: end, limit: .init(pageSize),
-                                                revision: revision.map(EtcdWire.Int64String.init))
-            let response: EtcdWire.RangeResponse
+            var request = Etcdserverpb_RangeRequest()
+            request.key = from
+            request.rangeEnd = end
+            request.limit = pageSize
+            request.revision = revision ?? 0
+            let response: Etcdserverpb_RangeResponse
             do {
-                response = try await transport.call("/v3/kv/range", request, as: EtcdWire.RangeResponse.self, idempotent: true)
-            } catch let error as EtcdRequestError where error.body.code == EtcdWire.ErrorBody.outOfRange && revision != nil {
+                response = try await transport.call(EtcdMethod.range, request, as: Etcdserverpb_RangeResponse.self,
+                                                    idempotent: true)
+            } catch let error as EtcdRequestError where error.code == .outOfRange && revision != nil {
                 records = []
                 revision = nil
                 from = start
                 continue
             }
-            let page = try (response.kvs ?? []).map(record)
-            records += page
-            if revision == nil { revision = response.header?.revision?.value ?? 0 }
-            guard response.more == true, let last = response.kvs?.last else { break }
+            records += try response.kvs.map(record)
+            if revision == nil { revision = response.header.revision }
+            guard response.more, let last = response.kvs.last else { break }
             from = last.key + [0]
         }
         return Listing(records: records, revision: revision ?? 0)
@@ -63,18 +68,21 @@ public final class EtcdStore: Store {
     public func commit(_ transaction: Transaction) async throws -> Revision {
         for condition in transaction.conditions { try validate(condition.key) }
         for operation in transaction.operations { try validate(operation.key) }
-        let request = EtcdWire.TxnRequest(
-            compare: transaction.conditions.map(compare),
-            success: Self.lastOperationPerKey(transaction.operations).map(requestOp),
-            // On failure, read each condition's key back to name the one that failed.
-            failure: transaction.conditions.map {
-                EtcdWire.RequestOp(request_range: .init(key: keys.wire($0.key), keys_only: true))
-            })
-        let response = try await transport.call("/v3/kv/txn", request, as: EtcdWire.TxnResponse.self,
+        var request = Etcdserverpb_TxnRequest()
+        request.compare = transaction.conditions.map(compare)
+        request.success = Self.lastOperationPerKey(transaction.operations).map(requestOp)
+        // On failure, read each condition's key back to name the one that failed.
+        request.failure = transaction.conditions.map { condition in
+            var read = Etcdserverpb_RequestOp()
+            read.requestRange.key = keys.wire(condition.key)
+            read.requestRange.keysOnly = true
+            return read
+        }
+        let response = try await transport.call(EtcdMethod.txn, request, as: Etcdserverpb_TxnResponse.self,
                                                 idempotent: transaction.operations.isEmpty)
-        let revision = response.header?.revision?.value ?? 0
-        if response.succeeded == true || transaction.conditions.isEmpty { return revision }
-        let found = (response.responses ?? []).map { $0.response_range?.kvs?.first }
+        let revision = response.header.revision
+        if response.succeeded || transaction.conditions.isEmpty { return revision }
+        let found = response.responses.map(\.responseRange.kvs.first)
         for (index, condition) in transaction.conditions.enumerated() {
             let current = index < found.count ? found[index] : nil
             if !Self.holds(condition.expectation, current) {
@@ -90,55 +98,70 @@ public final class EtcdStore: Store {
     }
 
     public func compact(through revision: Revision) async throws {
+        var request = Etcdserverpb_CompactionRequest()
+        request.revision = revision
         do {
-            _ = try await transport.call("/v3/kv/compaction", EtcdWire.CompactionRequest(revision: .init(revision)),
-                                         as: EtcdWire.RangeResponse.self, idempotent: true)
-        } catch let error as EtcdRequestError
-                    where error.body.code == EtcdWire.ErrorBody.outOfRange && error.body.text.contains("compacted") {
+            _ = try await transport.call(EtcdMethod.compact, request, as: Etcdserverpb_CompactionResponse.self,
+                                         idempotent: true)
+        } catch let error as EtcdRequestError where error.code == .outOfRange && error.message.contains("compacted") {
             // Already compacted at or past this revision: what was asked for holds.
         }
     }
 
     /// A linearizable read: answers only when the member is part of a quorum with a leader.
     public func ping() async throws {
-        _ = try await transport.call("/v3/kv/range", EtcdWire.RangeRequest(key: keys.wire("leases/ping"), keys_only: true),
-                                     as: EtcdWire.RangeResponse.self, idempotent: true)
+        var request = Etcdserverpb_RangeRequest()
+        request.key = keys.wire("leases/ping")
+        request.keysOnly = true
+        _ = try await transport.call(EtcdMethod.range, request, as: Etcdserverpb_RangeResponse.self, idempotent: true)
     }
 
     // MARK: mapping
 
-    func record(_ kv: EtcdWire.KeyValue) throws -> Record {
+    func record(_ kv: Etcdserverpb_KeyValue) throws -> Record {
         guard let key = keys.local(kv.key) else {
             throw StoreError.unavailable("etcd returned key \(String(decoding: kv.key, as: UTF8.self)) outside \(keys.prefix)")
         }
-        return Record(key: key, value: kv.value ?? Data(), createRevision: kv.create_revision?.value ?? 0,
-                      modRevision: kv.mod_revision?.value ?? 0)
+        return Record(key: key, value: kv.value, createRevision: kv.createRevision, modRevision: kv.modRevision)
     }
 
-    private func compare(_ condition: Condition) -> EtcdWire.Compare {
-        let key = keys.wire(condition.key)
+    private func compare(_ condition: Condition) -> Etcdserverpb_Compare {
+        var compare = Etcdserverpb_Compare()
+        compare.key = keys.wire(condition.key)
         switch condition.expectation {
         case .absent:
-            return .init(key: key, target: "CREATE", result: "EQUAL", create_revision: .init(0))
+            compare.target = .create
+            compare.result = .equal
+            compare.createRevision = 0
         case .present:
-            return .init(key: key, target: "CREATE", result: "GREATER", create_revision: .init(0))
+            compare.target = .create
+            compare.result = .greater
+            compare.createRevision = 0
         case .modRevision(let revision):
-            return .init(key: key, target: "MOD", result: "EQUAL", mod_revision: .init(revision))
+            compare.target = .mod
+            compare.result = .equal
+            compare.modRevision = revision
         }
+        return compare
     }
 
-    private func requestOp(_ operation: StoreOperation) -> EtcdWire.RequestOp {
+    private func requestOp(_ operation: StoreOperation) -> Etcdserverpb_RequestOp {
+        var op = Etcdserverpb_RequestOp()
         switch operation {
-        case .put(let key, let value): .init(request_put: .init(key: keys.wire(key), value: value))
-        case .delete(let key): .init(request_delete_range: .init(key: keys.wire(key)))
+        case .put(let key, let value):
+            op.requestPut.key = keys.wire(key)
+            op.requestPut.value = value
+        case .delete(let key):
+            op.requestDeleteRange.key = keys.wire(key)
         }
+        return op
     }
 
-    private static func holds(_ expectation: Expectation, _ current: EtcdWire.KeyValue?) -> Bool {
+    private static func holds(_ expectation: Expectation, _ current: Etcdserverpb_KeyValue?) -> Bool {
         switch expectation {
         case .absent: current == nil
         case .present: current != nil
-        case .modRevision(let revision): current?.mod_revision?.value == revision
+        case .modRevision(let revision): current?.modRevision == revision
         }
     }
 

@@ -1,40 +1,110 @@
-import AsyncHTTPClient
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCProtobuf
 import NIOCore
-import NIOHTTP1
-import NIOPosix
 import NIOSSL
+import SwiftProtobuf
 import Synchronization
 import VIPStore
 
-/// The HTTP connections stores talk to etcd over. A process shares one pool (`shared`). An in-process fleet
-/// (the bench's N speakers) gives each speaker its own, as separate processes have: one pool caps its
-/// connections per member, and every watch holds one open for as long as it runs.
-public final class EtcdConnections: Sendable {
-    let client: HTTPClient
+typealias EtcdClient = GRPCClient<HTTP2ClientTransport.Posix>
 
-    /// The process's pool, never shut down: stores live as long as the process, and a client must not be
-    /// dropped unshut.
+/// The gRPC connections stores talk to etcd over: one HTTP/2 connection per member, which every request
+/// and watch of the stores using this pool shares. A process shares one pool (`shared`). An in-process
+/// fleet (the bench's N speakers) gives each speaker its own, as separate processes have.
+public final class EtcdConnections: Sendable {
+    /// The process's pool, never shut down: stores live as long as the process.
     public static let shared = EtcdConnections()
 
-    /// A pool of its own; call `shutdown()` once no store uses it any more. Connect failures fail fast
-    /// instead of retrying until the deadline.
-    public init() {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .milliseconds(500))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        configuration.connectionPool.retryConnectionEstablishment = false
-        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    struct Member: Hashable, Sendable {
+        var endpoint: EtcdConfiguration.Endpoint
+        var tls: EtcdConfiguration.TLS?
     }
 
-    public func shutdown() async throws { try await client.shutdown() }
+    private struct Connection: Sendable {
+        let client: EtcdClient
+        let running: Task<Void, Never>
+    }
+
+    private struct State {
+        var connections: [Member: Connection] = [:]
+        var retired: [Task<Void, Never>] = []
+        var closed = false
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// The member's connection, made on first use.
+    func client(for member: Member, security: HTTP2ClientTransport.Posix.TransportSecurity) throws -> EtcdClient {
+        try state.withLock { state in
+            if state.closed { throw StoreError.unavailable("etcd: the connection pool is shut down") }
+            if let connection = state.connections[member] { return connection.client }
+            var config = HTTP2ClientTransport.Posix.Config.defaults
+            // A restarted member is found again within a second; gRPC's default waits up to two minutes.
+            config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+            // Pings find a connection that died silently (a partition) while a watch waits on it; etcd
+            // refuses pings more often than every 5 s, and on a connection with no call open.
+            config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
+            let transport = try HTTP2ClientTransport.Posix(
+                target: Self.target(member.endpoint),
+                transportSecurity: security, config: config)
+            let client = GRPCClient(transport: transport)
+            let running = Task { _ = try? await client.runConnections() }
+            state.connections[member] = Connection(client: client, running: running)
+            return client
+        }
+    }
+
+    /// An address literal is connected to as is, and never named in TLS's SNI, which refuses IP addresses;
+    /// a name is resolved by DNS and sent as the SNI host.
+    private static func target(_ endpoint: EtcdConfiguration.Endpoint) -> any ResolvableTarget {
+        let host = endpoint.host
+        if host.contains(":") { return .ipv6(address: host, port: endpoint.port) }
+        if host.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) { return .ipv4(address: host, port: endpoint.port) }
+        return .dns(host: host, port: endpoint.port)
+    }
+
+    /// Drops a connection that could not be made, so the next request connects at once instead of
+    /// failing until the channel's reconnect backoff ends. Nothing runs on it: it never connected.
+    func reset(_ member: Member, ifStill client: EtcdClient) {
+        state.withLock { state in
+            guard let connection = state.connections[member], connection.client === client else { return }
+            state.connections[member] = nil
+            connection.client.beginGracefulShutdown()
+            state.retired.append(connection.running)
+        }
+    }
+
+    /// Closes every connection; call it once no store uses this pool any more.
+    public func shutdown() async {
+        let running = state.withLock { state in
+            state.closed = true
+            let connections = state.connections.values
+            state.connections = [:]
+            for connection in connections { connection.client.beginGracefulShutdown() }
+            defer { state.retired = [] }
+            return connections.map(\.running) + state.retired
+        }
+        for task in running { await task.value }
+    }
 }
 
-/// Sends gateway requests to one member at a time and moves to the next when a member cannot be
-/// reached, so a dead member costs one failed connect, not a timeout. Also keeps the auth token.
+/// etcd's gRPC methods that the store calls.
+enum EtcdMethod: Sendable {
+    static let range = MethodDescriptor(fullyQualifiedService: "etcdserverpb.KV", method: "Range")
+    static let txn = MethodDescriptor(fullyQualifiedService: "etcdserverpb.KV", method: "Txn")
+    static let compact = MethodDescriptor(fullyQualifiedService: "etcdserverpb.KV", method: "Compact")
+    static let watch = MethodDescriptor(fullyQualifiedService: "etcdserverpb.Watch", method: "Watch")
+    static let authenticate = MethodDescriptor(fullyQualifiedService: "etcdserverpb.Auth", method: "Authenticate")
+}
+
+/// Sends requests to one member at a time and moves to the next when a member cannot be reached, so a
+/// dead member costs one failed connect, not a timeout. Also keeps the auth token.
 final class EtcdTransport: Sendable {
     let configuration: EtcdConfiguration
-    private let tlsConfiguration: TLSConfiguration?
+    private let security: HTTP2ClientTransport.Posix.TransportSecurity
 
     private struct State {
         var current = 0
@@ -48,85 +118,118 @@ final class EtcdTransport: Sendable {
 
     private let connections: EtcdConnections
 
+    /// etcd's answers are bounded by the range page size, not by gRPC's default 4 MiB.
+    static let maxMessageBytes = 64 << 20
+
     init(configuration: EtcdConfiguration, connections: EtcdConnections) throws {
         self.configuration = configuration
         self.connections = connections
-        tlsConfiguration = try configuration.tls.map(Self.makeTLS)
+        security = try configuration.tls.map(Self.makeTLS) ?? .plaintext
     }
-
-    var scheme: String { tlsConfiguration == nil ? "http" : "https" }
 
     var recoveries: UInt64 { state.withLock { $0.recoveries } }
 
-    var currentEndpoint: EtcdConfiguration.Endpoint {
-        configuration.endpoints[state.withLock { $0.current } % configuration.endpoints.count]
-    }
-
     /// Sends one unary request. `idempotent` requests are retried on the next member after any
-    /// transport failure; others only when the connection was never made (nothing was sent).
-    func call<Request: Encodable & Sendable, Response: Decodable>(
-        _ path: String, _ body: Request, as: Response.Type, idempotent: Bool
+    /// transport failure; others only when the request never left this process.
+    func call<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
+        _ method: MethodDescriptor, _ request: Request, as: Response.Type, idempotent: Bool
     ) async throws -> Response {
         var lastError: StoreError = .unavailable("etcd: no endpoints")
         var reauthenticated = false
         var attempt = 0
         while attempt < configuration.endpoints.count {
             let index = state.withLock { $0.current }
-            let endpoint = configuration.endpoints[index % configuration.endpoints.count]
+            let member = self.member(index)
             do {
-                let (status, data) = try await send(path, body, to: endpoint, deadline: configuration.requestTimeout)
-                if status == .ok {
+                let client = try connections.client(for: member, security: security)
+                do {
+                    let response = try await unary(method, request, as: Response.self, on: client,
+                                                   metadata: try await metadata(for: member, on: client))
                     succeeded()
-                    return try decode(Response.self, data, from: endpoint, path: path)
+                    return response
+                } catch let error as RPCError where Self.neverSent(error) {
+                    connections.reset(member, ifStill: client)
+                    throw error
                 }
-                let failure = EtcdWire.ErrorBody(data, status: status)
-                switch failure.code {
-                case EtcdWire.ErrorBody.unauthenticated where configuration.credentials != nil && !reauthenticated:
+            } catch let error as RPCError {
+                switch error.code {
+                case .unauthenticated where configuration.credentials != nil && !reauthenticated:
                     // Simple tokens expire (5 minutes by default): fetch a new one and try once more.
                     reauthenticated = true
                     invalidateToken()
                     continue
-                case EtcdWire.ErrorBody.unavailable:
-                    // No leader, leader changed, request timed out inside etcd: another member may do better.
-                    lastError = .unavailable("etcd \(endpoint): \(failure.text)")
+                case .unavailable, .deadlineExceeded:
+                    // Unreachable, or no leader, leader changed, timed out inside etcd: another member may do better.
+                    lastError = .unavailable("etcd \(member.endpoint): \(Self.describe(error))")
+                    markFailing()
                     rotate(from: index)
                     attempt += 1
-                    if !idempotent { throw lastError }
-                    continue
+                    if !idempotent && !Self.neverSent(error) { throw lastError }
                 default:
-                    throw EtcdRequestError(endpoint: endpoint, path: path, body: failure)
+                    throw EtcdRequestError(endpoint: member.endpoint, method: method.method, code: error.code,
+                                           message: error.message)
                 }
-            } catch let error as EtcdRequestError {
-                throw error
-            } catch let error as StoreError {
-                throw error
-            } catch {
-                lastError = .unavailable("etcd \(endpoint): \(Self.describe(error))")
-                markFailing()
-                rotate(from: index)
-                attempt += 1
-                if !idempotent && !Self.neverConnected(error) { throw lastError }
             }
         }
         throw lastError
     }
 
-    /// Opens a streaming request (the watch) on the current member; the caller reads the body.
-    func stream<Request: Encodable & Sendable>(_ path: String, _ body: Request) async throws -> (HTTPClientResponse, EtcdConfiguration.Endpoint) {
+    /// Opens the watch stream on the current member and hands its responses to `body` until it returns
+    /// or the stream ends. The request side stays open until then: etcd ends a watch whose sender closed.
+    func watch<Result: Sendable>(
+        _ create: Etcdserverpb_WatchRequest,
+        _ body: @escaping @Sendable (EtcdConfiguration.Endpoint, RPCAsyncSequence<Etcdserverpb_WatchResponse, any Error>) async throws -> Result
+    ) async throws -> Result {
         let index = state.withLock { $0.current }
-        let endpoint = configuration.endpoints[index % configuration.endpoints.count]
+        let member = self.member(index)
         do {
-            var request = try await makeRequest(path, body, to: endpoint)
-            request.headers.add(name: "Accept", value: "application/json")
-            let response = try await connections.client.execute(request, deadline: .distantFuture)
-            return (response, endpoint)
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            markFailing()
-            rotate(from: index)
-            throw StoreError.unavailable("etcd \(endpoint): \(Self.describe(error))")
+            let client = try connections.client(for: member, security: security)
+            var options = CallOptions.defaults
+            options.waitForReady = false
+            options.maxResponseMessageBytes = Self.maxMessageBytes
+            let request = StreamingClientRequest(of: Etcdserverpb_WatchRequest.self,
+                                                 metadata: try await metadata(for: member, on: client)) { writer in
+                try await writer.write(create)
+                // Hold the sending side open for as long as the watch is read.
+                while true { try await Task.sleep(for: .seconds(3600)) }
+            }
+            do {
+                return try await client.bidirectionalStreaming(
+                    request: request, descriptor: EtcdMethod.watch,
+                    serializer: ProtobufSerializer<Etcdserverpb_WatchRequest>(),
+                    deserializer: ProtobufDeserializer<Etcdserverpb_WatchResponse>(), options: options
+                ) { response in
+                    try await body(member.endpoint, response.messages)
+                }
+            } catch let error as RPCError where Self.neverSent(error) {
+                connections.reset(member, ifStill: client)
+                throw error
+            }
+        } catch let error as RPCError {
+            if error.code == .unauthenticated { invalidateToken() }
+            if error.code == .unavailable || error.code == .deadlineExceeded {
+                markFailing()
+                rotate(from: index)
+            }
+            throw StoreError.unavailable("etcd \(member.endpoint): \(Self.describe(error))")
         }
+    }
+
+    private func member(_ index: Int) -> EtcdConnections.Member {
+        .init(endpoint: configuration.endpoints[index % configuration.endpoints.count], tls: configuration.tls)
+    }
+
+    private func unary<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
+        _ method: MethodDescriptor, _ request: Request, as: Response.Type, on client: EtcdClient, metadata: Metadata
+    ) async throws -> Response {
+        var options = CallOptions.defaults
+        options.timeout = configuration.requestTimeout
+        options.waitForReady = false
+        options.maxResponseMessageBytes = Self.maxMessageBytes
+        return try await client.unary(
+            request: ClientRequest(message: request, metadata: metadata), descriptor: method,
+            serializer: ProtobufSerializer<Request>(), deserializer: ProtobufDeserializer<Response>(), options: options
+        ) { try $0.message }
     }
 
     /// Moves on after `index` failed, unless another caller already did.
@@ -148,99 +251,85 @@ final class EtcdTransport: Sendable {
         }
     }
 
-    private func send<Request: Encodable & Sendable>(
-        _ path: String, _ body: Request, to endpoint: EtcdConfiguration.Endpoint, deadline: Duration,
-        authenticated: Bool = true
-    ) async throws -> (HTTPResponseStatus, Data) {
-        let request = try await makeRequest(path, body, to: endpoint, authenticated: authenticated)
-        let response = try await connections.client.execute(request, timeout: .init(deadline))
-        let buffer = try await response.body.collect(upTo: 64 << 20)
-        return (response.status, Data(buffer.readableBytesView))
-    }
-
-    /// A JSON POST to `path`; with the auth token unless it is the request that fetches one.
-    private func makeRequest<Request: Encodable & Sendable>(
-        _ path: String, _ body: Request, to endpoint: EtcdConfiguration.Endpoint, authenticated: Bool = true
-    ) async throws -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: "\(scheme)://\(endpoint)\(path)")
-        request.method = .POST
-        request.tlsConfiguration = tlsConfiguration
-        request.headers.add(name: "Content-Type", value: "application/json")
-        if authenticated, let token = try await token(for: endpoint) {
-            request.headers.add(name: "Authorization", value: token)
-        }
-        let text = try (body as? HandWrittenJSON)?.json() ?? Array(JSONEncoder().encode(body))
-        request.body = .bytes(ByteBuffer(bytes: text))
-        return request
-    }
-
-    /// The auth token, fetched on first use and after etcd refuses it.
-    private func token(for endpoint: EtcdConfiguration.Endpoint) async throws -> String? {
-        guard let credentials = configuration.credentials else { return nil }
-        if let token = state.withLock({ $0.token }) { return token }
-        let (status, data) = try await send("/v3/auth/authenticate",
-                                            EtcdWire.AuthenticateRequest(name: credentials.user, password: credentials.password),
-                                            to: endpoint, deadline: configuration.requestTimeout, authenticated: false)
-        guard status == .ok else {
-            throw StoreError.unavailable("etcd \(endpoint): authentication as \(credentials.user) failed: \(EtcdWire.ErrorBody(data, status: status).text)")
-        }
-        guard let token = try decode(EtcdWire.AuthenticateResponse.self, data, from: endpoint, path: "/v3/auth/authenticate").token else {
-            throw StoreError.unavailable("etcd \(endpoint): authentication returned no token (is auth enabled?)")
-        }
-        state.withLock { $0.token = token }
-        return token
-    }
-
-    private func decode<Response: Decodable>(_ type: Response.Type, _ data: Data, from endpoint: EtcdConfiguration.Endpoint,
-                                             path: String) throws -> Response {
+    /// The auth token as etcd reads it (metadata `token`), fetched on first use and after etcd refuses it.
+    private func metadata(for member: EtcdConnections.Member, on client: EtcdClient) async throws -> Metadata {
+        guard let credentials = configuration.credentials else { return [:] }
+        if let token = state.withLock({ $0.token }) { return ["token": .string(token)] }
+        var request = Etcdserverpb_AuthenticateRequest()
+        request.name = credentials.user
+        request.password = credentials.password
+        let response: Etcdserverpb_AuthenticateResponse
         do {
-            return try JSONDecoder().decode(type, from: data)
-        } catch {
-            throw StoreError.unavailable("etcd \(endpoint)\(path): unreadable answer: \(error)")
+            response = try await unary(EtcdMethod.authenticate, request, as: Etcdserverpb_AuthenticateResponse.self,
+                                       on: client, metadata: [:])
+        } catch let error as RPCError where error.code != .unavailable && error.code != .deadlineExceeded {
+            throw StoreError.unavailable("etcd \(member.endpoint): authentication as \(credentials.user) failed: \(error.message)")
         }
+        guard !response.token.isEmpty else {
+            throw StoreError.unavailable("etcd \(member.endpoint): authentication returned no token (is auth enabled?)")
+        }
+        state.withLock { $0.token = response.token }
+        return ["token": .string(response.token)]
     }
 
-    private static func makeTLS(_ tls: EtcdConfiguration.TLS) throws -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeClientConfiguration()
+    private static func makeTLS(_ tls: EtcdConfiguration.TLS) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
         do {
-            if let ca = tls.caFile {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
-            }
+            // Read now, so a wrong path fails at start-up with its name rather than at the first connect.
+            if let ca = tls.caFile { _ = try NIOSSLCertificate.fromPEMFile(ca) }
             switch (tls.certificateFile, tls.keyFile) {
             case (let certificate?, let key?):
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
-                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                _ = try NIOSSLCertificate.fromPEMFile(certificate)
+                _ = try NIOSSLPrivateKey(file: key, format: .pem)
             case (nil, nil):
                 break
             default:
                 throw EtcdConfigurationError.incompleteTLS("a client certificate needs both --etcd-cert and --etcd-key")
             }
+            return .tls(.init(
+                certificateChain: tls.certificateFile.map { [.file(path: $0, format: .pem)] } ?? [],
+                privateKey: tls.keyFile.map { .file(path: $0, format: .pem) },
+                serverCertificateVerification: .fullVerification,
+                trustRoots: tls.caFile.map { .certificates([.file(path: $0, format: .pem)]) } ?? .systemDefault))
         } catch let error as EtcdConfigurationError {
             throw error
         } catch {
             throw EtcdConfigurationError.incompleteTLS("cannot load \([tls.caFile, tls.certificateFile, tls.keyFile].compactMap { $0 }.joined(separator: ", ")): \(error)")
         }
-        return configuration
     }
 
-    /// True when the failure happened before a connection existed, so the request cannot have been applied.
-    static func neverConnected(_ error: any Error) -> Bool {
-        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
-        if error is NIOConnectionError { return true }
-        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { return true }
-        return false
+    /// True when the request never reached a member: the channel had no connection to send it on. The
+    /// channel says so in its own words; a failure after sending ("connection closed", "stream
+    /// unexpectedly closed") or one of etcd's ("etcdserver: ...") does not match.
+    static func neverSent(_ error: RPCError) -> Bool {
+        guard error.code == .unavailable else { return false }
+        let message = error.message
+        return message.hasPrefix("Channel is in a transient failure state") || message.hasPrefix("Channel isn't ready")
+            || message.hasPrefix("subchannel isn't ready") || message.hasPrefix("subchannel is unavailable")
+            || message.hasPrefix("Failed to resolve server name")
     }
 
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? IOError { return "\(error.description)" }
-        return "\(error)"
+    /// etcd's message, and the channel's cause (a refused connect, a TLS failure) when it gave one.
+    static func describe(_ error: RPCError) -> String {
+        var text = error.message
+        var cause = error.cause
+        while let next = cause {
+            if let nested = next as? RPCError {
+                text += ": \(nested.message)"
+                cause = nested.cause
+            } else {
+                text += ": \(next)"
+                cause = nil
+            }
+        }
+        return text
     }
 }
 
 /// etcd refused a request for a reason other than reachability: the member, the call and etcd's words.
 struct EtcdRequestError: Error, CustomStringConvertible {
     var endpoint: EtcdConfiguration.Endpoint
-    var path: String
-    var body: EtcdWire.ErrorBody
-    var description: String { "etcd \(endpoint)\(path): \(body.text)" }
+    var method: String
+    var code: RPCError.Code
+    var message: String
+    var description: String { "etcd \(endpoint) \(method): \(message)" }
 }

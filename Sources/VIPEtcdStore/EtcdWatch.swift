@@ -1,10 +1,8 @@
-import AsyncHTTPClient
 import Foundation
-import NIOCore
 import Synchronization
 import VIPStore
 
-/// One watch on the gateway's streaming `/v3/watch`, kept alive across disconnects: it reconnects with
+/// One watch on etcd's `Watch` stream, kept alive across disconnects: it reconnects with
 /// backoff (to the next member if this one is gone) and resumes at the revision after the last event it
 /// delivered, so nothing is repeated or lost. Only a compaction of that revision ends it, with
 /// `StoreError.compacted`, and the consumer re-lists.
@@ -18,6 +16,14 @@ struct EtcdWatch: Sendable {
         let next: Mutex<Revision>
         init(_ next: Revision) { self.next = Mutex(next) }
         var value: Revision { next.withLock { $0 } }
+    }
+
+    /// Set once, when the stream is created; read after it ends.
+    private final class Flag: Sendable {
+        private let value = Atomic(false)
+        /// True the first time only.
+        func raise() -> Bool { !value.exchange(true, ordering: .relaxed) }
+        var raised: Bool { value.load(ordering: .relaxed) }
     }
 
     private enum StreamEnd: Error { case reconnect(String), compacted(Revision), recovered }
@@ -36,24 +42,33 @@ struct EtcdWatch: Sendable {
         while !Task.isCancelled {
             let requested = cursor.value
             let recoveries = store.transport.recoveries
+            let connected = Flag()
+            let wasFailing = failing
+            var ended: (any Error)?
             do {
                 try await session(cursor: cursor, continuation: continuation, connected: {
-                    backoff.reset()
-                    if failing {
-                        failing = false
+                    if connected.raise(), wasFailing {
                         store.logger.info("watch on \(prefix) resumed at revision \(requested)")
                     }
                 })
-            } catch StreamEnd.compacted(let oldest) {
+            } catch {
+                ended = error
+            }
+            if connected.raised {
+                backoff.reset()
+                failing = false
+            }
+            switch ended as? StreamEnd {
+            case .compacted(let oldest):
                 continuation.finish(throwing: StoreError.compacted(requested: requested - 1, oldestAvailable: oldest))
                 return
-            } catch StreamEnd.recovered {
+            case .recovered:
                 continue
-            } catch {
+            default:
                 if Task.isCancelled { break }
                 if !failing {
                     failing = true
-                    store.logger.warning("watch on \(prefix) lost (\(error)); reconnecting with backoff from revision \(cursor.value)")
+                    store.logger.warning("watch on \(prefix) lost (\(ended.map { "\($0)" } ?? "no error")); reconnecting with backoff from revision \(cursor.value)")
                 }
             }
             // Back off, but come back at once when another request gets through: the store is back.
@@ -65,26 +80,27 @@ struct EtcdWatch: Sendable {
         continuation.finish()
     }
 
-    /// One connection: reads frames until the stream ends, fails, or the transport recovers from an
+    /// One stream: reads responses until the stream ends, fails, or the transport recovers from an
     /// outage (a watch stream can die silently in a partition, so it is replaced then).
     private func session(cursor: Cursor, continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation,
-                         connected: () -> Void) async throws {
+                         connected: @escaping @Sendable () -> Void) async throws {
         let (start, end) = store.keys.range(prefix: prefix)
-        let request = EtcdWire.WatchRequest(create_request: .init(key: start, range_end: end,
-                                                                  start_revision: .init(cursor.value)))
+        var create = Etcdserverpb_WatchRequest()
+        create.createRequest.key = start
+        create.createRequest.rangeEnd = end
+        create.createRequest.startRevision = cursor.value
+        let request = create
         let recoveries = store.transport.recoveries
-        let (response, endpoint) = try await store.transport.stream("/v3/watch", request)
-        guard response.status == .ok else {
-            let body = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
-            let failure = EtcdWire.ErrorBody(body, status: response.status)
-            if failure.code == EtcdWire.ErrorBody.unauthenticated { store.transport.invalidateToken() }
-            throw StreamEnd.reconnect("etcd \(endpoint): \(failure.text)")
-        }
-        connected()
         let transport = store.transport
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await read(response.body, endpoint: endpoint, cursor: cursor, continuation: continuation)
+                try await transport.watch(request) { endpoint, responses in
+                    for try await response in responses {
+                        if response.created { connected() }
+                        try handle(response, endpoint: endpoint, cursor: cursor, continuation: continuation)
+                    }
+                    throw StreamEnd.reconnect("etcd \(endpoint) closed the watch stream")
+                }
             }
             group.addTask {
                 while transport.recoveries == recoveries { try await Task.sleep(for: .milliseconds(200)) }
@@ -95,45 +111,20 @@ struct EtcdWatch: Sendable {
         }
     }
 
-    private func read(_ body: HTTPClientResponse.Body, endpoint: EtcdConfiguration.Endpoint, cursor: Cursor,
-                      continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation) async throws {
-        var pending = Data()
-        for try await chunk in body {
-            pending.append(contentsOf: chunk.readableBytesView)
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = pending[pending.startIndex..<newline]
-                pending = Data(pending[pending.index(after: newline)...])
-                guard !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) else { continue }
-                try handle(line: Data(line), endpoint: endpoint, cursor: cursor, continuation: continuation)
-            }
-        }
-        throw StreamEnd.reconnect("etcd \(endpoint) closed the watch stream")
-    }
-
-    private func handle(line: Data, endpoint: EtcdConfiguration.Endpoint, cursor: Cursor,
+    private func handle(_ response: Etcdserverpb_WatchResponse, endpoint: EtcdConfiguration.Endpoint, cursor: Cursor,
                         continuation: AsyncThrowingStream<WatchEvent, Error>.Continuation) throws {
-        let frame: EtcdWire.WatchFrame
-        do {
-            frame = try EtcdWire.WatchFrame(line: line)
-        } catch {
-            throw StreamEnd.reconnect("etcd \(endpoint): unreadable watch frame: \(error)")
-        }
-        if let error = frame.error {
-            if error.code == EtcdWire.ErrorBody.unauthenticated { store.transport.invalidateToken() }
-            throw StreamEnd.reconnect("etcd \(endpoint): \(error.text)")
-        }
-        guard let result = frame.result else { return }
-        if result.canceled == true {
-            if let compacted = result.compact_revision?.value, compacted > 0 { throw StreamEnd.compacted(compacted) }
-            throw StreamEnd.reconnect("etcd \(endpoint) cancelled the watch: \(result.cancel_reason ?? "no reason given")")
+        if response.canceled {
+            if response.compactRevision > 0 { throw StreamEnd.compacted(response.compactRevision) }
+            let reason = response.cancelReason.isEmpty ? "no reason given" : response.cancelReason
+            throw StreamEnd.reconnect("etcd \(endpoint) cancelled the watch: \(reason)")
         }
         // Events of one transaction share a revision; all of them pass or none (after a reconnect).
         let from = cursor.value
-        for event in result.events ?? [] {
-            let revision = event.kv.mod_revision?.value ?? 0
+        for event in response.events {
+            let revision = event.kv.modRevision
             guard revision >= from else { continue }
             let watchEvent: WatchEvent
-            if event.type == "DELETE" {
+            if event.type == .delete {
                 guard let key = store.keys.local(event.kv.key) else { continue }
                 watchEvent = .delete(key: key, revision: revision)
             } else {

@@ -149,7 +149,7 @@ struct FleetBenchmark: BenchmarkSection {
         // Graceful end for the rest (bounded), then each pool is closed.
         for member in alive { member.task.withLock { $0?.cancel() } }
         for member in fleet { await member.finish(within: .seconds(5)) }
-        for member in fleet { try? await member.pool.shutdown() }
+        for member in fleet { await member.pool.shutdown() }
         return row
     }
 
