@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
@@ -84,6 +85,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["API/etcd.proto"]),
         // Metrics (swift-metrics exported by swift-prometheus), the HTTP status endpoints (swift-nio),
@@ -158,7 +160,11 @@ let package = Package(
         .testTarget(name: "VIPFileStoreTests", dependencies: ["VIPFileStore", "VIPStore", "VIPStoreConformance"]),
         .testTarget(name: "VIPSQLiteStoreTests", dependencies: ["VIPSQLiteStore", "VIPStore", "VIPStoreConformance"]),
         // As root: real etcd members (loopback and namespaces) started by the tests themselves.
-        .testTarget(name: "VIPEtcdStoreTests", dependencies: ["VIPEtcdStore", "VIPStore", "VIPStoreConformance", "VIPLabHarness"]),
+        .testTarget(name: "VIPEtcdStoreTests", dependencies: [
+            "VIPEtcdStore", "VIPStore", "VIPStoreConformance", "VIPLabHarness",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "VIPControllerTests", dependencies: [
             "VIPController", "VIPClient", "VIPFileStore", "VIPLease", "VIPModel", "VIPStore",
             .product(name: "Logging", package: "swift-log"),

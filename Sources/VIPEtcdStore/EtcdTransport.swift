@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import NIOCore
+import NIOHTTP2
 import NIOSSL
 import SwiftProtobuf
 import Synchronization
@@ -34,6 +35,11 @@ public final class EtcdConnections: Sendable {
     }
     private let state = Mutex(State())
 
+    private let connectionsMade = Atomic<Int>(0)
+
+    /// TCP connections made so far, to any member: one per member while nothing fails.
+    public var connectionsOpened: Int { connectionsMade.load(ordering: .relaxed) }
+
     public init() {}
 
     /// The member's connection, made on first use.
@@ -47,6 +53,13 @@ public final class EtcdConnections: Sendable {
             // Pings find a connection that died silently (a partition) while a watch waits on it; etcd
             // refuses pings more often than every 5 s, and on a connection with no call open.
             config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
+            config.channelDebuggingCallbacks.onCreateTCPConnection = { [weak self] channel in
+                self?.connectionsMade.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeCompletedFuture {
+                    let http2 = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self)
+                    try channel.pipeline.syncOperations.addHandler(HTTP2PingAnswerer(), position: .before(http2))
+                }
+            }
             let transport = try HTTP2ClientTransport.Posix(
                 target: Self.target(member.endpoint),
                 transportSecurity: security, config: config)
@@ -147,7 +160,7 @@ final class EtcdTransport: Sendable {
                                                    metadata: try await metadata(for: member, on: client))
                     succeeded()
                     return response
-                } catch let error as RPCError where Self.neverSent(error) {
+                } catch let error as RPCError where Self.connectFailed(error) {
                     connections.reset(member, ifStill: client)
                     throw error
                 }
@@ -201,7 +214,7 @@ final class EtcdTransport: Sendable {
                 ) { response in
                     try await body(member.endpoint, response.messages)
                 }
-            } catch let error as RPCError where Self.neverSent(error) {
+            } catch let error as RPCError where Self.connectFailed(error) {
                 connections.reset(member, ifStill: client)
                 throw error
             }
@@ -306,6 +319,12 @@ final class EtcdTransport: Sendable {
         return message.hasPrefix("Channel is in a transient failure state") || message.hasPrefix("Channel isn't ready")
             || message.hasPrefix("subchannel isn't ready") || message.hasPrefix("subchannel is unavailable")
             || message.hasPrefix("Failed to resolve server name")
+    }
+
+    /// True when the channel's last attempt to connect failed: it holds no connection, so no stream is
+    /// lost by replacing it, and the replacement connects at once instead of after the backoff.
+    static func connectFailed(_ error: RPCError) -> Bool {
+        error.code == .unavailable && error.message.hasPrefix("Channel is in a transient failure state")
     }
 
     /// etcd's message, and the channel's cause (a refused connect, a TLS failure) when it gave one.

@@ -171,6 +171,21 @@ import VIPStoreConformance
         #expect(await probe.waitForEvents(2, timeout: .seconds(10)).map(\.key) == ["a", "b"])
     }
 
+    /// etcd pings back on nearly every request (grpc-go's flow-control estimate), and swift-nio-http2
+    /// drops a connection after 200 pings in 30 s: 500 requests with a watch open must keep the one
+    /// connection, and the watch must see every write.
+    @Test func aBusyConnectionOutlivesEtcdsPings() async throws {
+        let cluster = try await EtcdCluster()
+        let connections = EtcdConnections()
+        let store = try EtcdStore(EtcdConfiguration(url: cluster.url), connections: connections)
+        let probe = WatchProbe(store.watch(prefix: "", after: 0))
+        for index in 0..<500 { try await store.put("k\(index)", Self.data("\(index)")) }
+        #expect(await probe.waitForEvents(500, timeout: .seconds(20)).count == 500)
+        #expect(connections.connectionsOpened == 1)
+        probe.cancel()
+        await connections.shutdown()
+    }
+
     @Test func passwordAuthentication() async throws {
         let cluster = try await EtcdCluster()
         try await cluster.etcdctl(["user", "add", "root", "--new-user-password", "s3cret"])
