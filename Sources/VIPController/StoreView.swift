@@ -11,10 +11,10 @@ import VIPStore
 /// Every write a pass makes is still conditioned on the revisions it read, so a view that lags only costs
 /// a conflict: the pass then marks the view stale, reads the store itself, and the view is listed afresh.
 ///
-/// Events are listed but not watched: speakers write one per VIP they take, and etcd's gateway sending
-/// each of those to the controller too tipped a 10k-VIP claim burst into lease lapses (claimed in 15-63 s
-/// against 14-20 s). A speaker's event makes the controller's next event write for that service conflict
-/// once, which lists the events afresh.
+/// Events are listed but not watched: speakers write one per VIP they take, and sending each of those to
+/// the controller too (then through etcd's JSON gateway) tipped a 10k-VIP claim burst into lease lapses
+/// (claimed in 15-63 s against 14-20 s). A speaker's event makes the controller's next event write for that
+/// service conflict once, which lists the events afresh.
 final class StoreView: Sendable {
     /// The kinds a plan reads: an address depends on pools, the service and its namespace's labels, never
     /// on backends or advertisements, whose churn (endpoints change all day) must cost a controller nothing.

@@ -30,7 +30,6 @@ public final class EtcdConnections: Sendable {
 
     private struct State {
         var connections: [Member: Connection] = [:]
-        var retired: [Task<Void, Never>] = []
         var closed = false
     }
     private let state = Mutex(State())
@@ -80,13 +79,13 @@ public final class EtcdConnections: Sendable {
     }
 
     /// Drops a connection that could not be made, so the next request connects at once instead of
-    /// failing until the channel's reconnect backoff ends. Nothing runs on it: it never connected.
+    /// failing until the channel's reconnect backoff ends. Nothing runs on it (it has no connection), so
+    /// it stops at once and is not waited for.
     func reset(_ member: Member, ifStill client: EtcdClient) {
         state.withLock { state in
             guard let connection = state.connections[member], connection.client === client else { return }
             state.connections[member] = nil
             connection.client.beginGracefulShutdown()
-            state.retired.append(connection.running)
         }
     }
 
@@ -97,8 +96,7 @@ public final class EtcdConnections: Sendable {
             let connections = state.connections.values
             state.connections = [:]
             for connection in connections { connection.client.beginGracefulShutdown() }
-            defer { state.retired = [] }
-            return connections.map(\.running) + state.retired
+            return connections.map(\.running)
         }
         for task in running { await task.value }
     }
