@@ -39,7 +39,10 @@ final class HTTP2PingAnswerer: ChannelDuplexHandler, RemovableChannelHandler {
             let length = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
             let end = cursor + Self.frameHeaderSize + length
             guard end <= input.writerIndex else { break }
+            // Only a well-formed PING (stream 0, 8 bytes) is answered here; a malformed one goes on, for
+            // the HTTP/2 handler to refuse as it would have.
             if header[3] == Self.pingType, header[4] & Self.ackFlag == 0, length == Self.pingPayloadSize,
+               header[5] & 0x7f == 0, header[6] == 0, header[7] == 0, header[8] == 0,
                let payload = input.getSlice(at: cursor + Self.frameHeaderSize, length: length) {
                 if cursor > forwardFrom, let frames = input.getSlice(at: forwardFrom, length: cursor - forwardFrom) {
                     context.fireChannelRead(wrapInboundOut(frames))

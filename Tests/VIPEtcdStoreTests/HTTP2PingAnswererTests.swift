@@ -9,7 +9,7 @@ import Testing
     }
 
     /// Whatever way the bytes are cut, pings are answered in order with their own payload, and every other
-    /// frame (a ping's ACK included) reaches HTTP/2 byte for byte.
+    /// frame (a ping's ACK, and a malformed ping on a stream, included) reaches HTTP/2 byte for byte.
     @Test func pingsAreAnsweredAndEveryOtherFramePassesWhole() throws {
         let settings = Self.frame(type: 4, payload: [0, 3, 0, 0, 0, 100])
         let windowUpdate = Self.frame(type: 8, payload: [0, 0, 0x36, 0x8e])
@@ -17,8 +17,9 @@ import Testing
         let data = Self.frame(type: 0, flags: 1, stream: 1, payload: Array(0..<200).map { UInt8($0) })
         let pingAck = Self.frame(type: 6, flags: 1, payload: [1, 1, 1, 1, 1, 1, 1, 1])
         let ping2 = Self.frame(type: 6, payload: [9, 8, 7, 6, 5, 4, 3, 2])
-        let wire = settings + windowUpdate + ping1 + data + pingAck + ping2
-        let passed = settings + windowUpdate + data + pingAck
+        let pingOnAStream = Self.frame(type: 6, stream: 3, payload: [5, 5, 5, 5, 5, 5, 5, 5])
+        let wire = settings + windowUpdate + ping1 + data + pingAck + pingOnAStream + ping2
+        let passed = settings + windowUpdate + data + pingAck + pingOnAStream
         let answers = Self.frame(type: 6, flags: 1, payload: [2, 4, 16, 16, 9, 14, 7, 7])
             + Self.frame(type: 6, flags: 1, payload: [9, 8, 7, 6, 5, 4, 3, 2])
 
