@@ -152,16 +152,11 @@ final class EtcdTransport: Sendable {
             let index = state.withLock { $0.current }
             let member = self.member(index)
             do {
-                let client = try connections.client(for: member, security: security)
-                do {
-                    let response = try await unary(method, request, as: Response.self, on: client,
-                                                   metadata: try await metadata(for: member, on: client))
-                    succeeded()
-                    return response
-                } catch let error as RPCError where Self.connectFailed(error) {
-                    connections.reset(member, ifStill: client)
-                    throw error
+                let response = try await onMember(member) { client, metadata in
+                    try await unary(method, request, as: Response.self, on: client, metadata: metadata)
                 }
+                succeeded()
+                return response
             } catch let error as RPCError {
                 switch error.code {
                 case .unauthenticated where configuration.credentials != nil && !reauthenticated:
@@ -172,8 +167,7 @@ final class EtcdTransport: Sendable {
                 case .unavailable, .deadlineExceeded:
                     // Unreachable, or no leader, leader changed, timed out inside etcd: another member may do better.
                     lastError = .unavailable("etcd \(member.endpoint): \(Self.describe(error))")
-                    markFailing()
-                    rotate(from: index)
+                    memberFailed(index)
                     attempt += 1
                     if !idempotent && !Self.neverSent(error) { throw lastError }
                 default:
@@ -194,34 +188,23 @@ final class EtcdTransport: Sendable {
         let index = state.withLock { $0.current }
         let member = self.member(index)
         do {
-            let client = try connections.client(for: member, security: security)
-            var options = CallOptions.defaults
-            options.waitForReady = false
-            options.maxResponseMessageBytes = Self.maxMessageBytes
-            let request = StreamingClientRequest(of: Etcdserverpb_WatchRequest.self,
-                                                 metadata: try await metadata(for: member, on: client)) { writer in
-                try await writer.write(create)
-                // Hold the sending side open for as long as the watch is read.
-                while true { try await Task.sleep(for: .seconds(3600)) }
-            }
-            do {
+            return try await onMember(member) { client, metadata in
+                let request = StreamingClientRequest(of: Etcdserverpb_WatchRequest.self, metadata: metadata) { writer in
+                    try await writer.write(create)
+                    // Hold the sending side open for as long as the watch is read.
+                    while true { try await Task.sleep(for: .seconds(3600)) }
+                }
                 return try await client.bidirectionalStreaming(
                     request: request, descriptor: EtcdMethod.watch,
                     serializer: ProtobufSerializer<Etcdserverpb_WatchRequest>(),
-                    deserializer: ProtobufDeserializer<Etcdserverpb_WatchResponse>(), options: options
+                    deserializer: ProtobufDeserializer<Etcdserverpb_WatchResponse>(), options: Self.options(timeout: nil)
                 ) { response in
                     try await body(member.endpoint, response.messages)
                 }
-            } catch let error as RPCError where Self.connectFailed(error) {
-                connections.reset(member, ifStill: client)
-                throw error
             }
         } catch let error as RPCError {
             if error.code == .unauthenticated { invalidateToken() }
-            if error.code == .unavailable || error.code == .deadlineExceeded {
-                markFailing()
-                rotate(from: index)
-            }
+            if error.code == .unavailable || error.code == .deadlineExceeded { memberFailed(index) }
             throw StoreError.unavailable("etcd \(member.endpoint): \(Self.describe(error))")
         }
     }
@@ -230,28 +213,50 @@ final class EtcdTransport: Sendable {
         .init(endpoint: configuration.endpoints[index % configuration.endpoints.count], tls: configuration.tls)
     }
 
+    /// Runs `body` on the member's connection, with the auth token. A failed connect replaces the
+    /// connection, so the next request connects at once instead of after gRPC's reconnect backoff.
+    private func onMember<T>(_ member: EtcdConnections.Member,
+                             _ body: (EtcdClient, Metadata) async throws -> T) async throws -> T {
+        let client = try connections.client(for: member, security: security)
+        do {
+            return try await body(client, try await metadata(for: member, on: client))
+        } catch let error as RPCError where Self.connectFailed(error) {
+            connections.reset(member, ifStill: client)
+            throw error
+        }
+    }
+
     private func unary<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
         _ method: MethodDescriptor, _ request: Request, as: Response.Type, on client: EtcdClient, metadata: Metadata
     ) async throws -> Response {
-        var options = CallOptions.defaults
-        options.timeout = configuration.requestTimeout
-        options.waitForReady = false
-        options.maxResponseMessageBytes = Self.maxMessageBytes
-        return try await client.unary(
+        try await client.unary(
             request: ClientRequest(message: request, metadata: metadata), descriptor: method,
-            serializer: ProtobufSerializer<Request>(), deserializer: ProtobufDeserializer<Response>(), options: options
+            serializer: ProtobufSerializer<Request>(), deserializer: ProtobufDeserializer<Response>(),
+            options: Self.options(timeout: configuration.requestTimeout)
         ) { try $0.message }
     }
 
-    /// Moves on after `index` failed, unless another caller already did.
-    func rotate(from index: Int) {
-        state.withLock { if $0.current == index { $0.current = index + 1 } }
+    /// Fail fast on a member with no connection (the caller moves to the next), and take answers as large
+    /// as a range page.
+    private static func options(timeout: Duration?) -> CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        options.waitForReady = false
+        options.maxResponseMessageBytes = maxMessageBytes
+        return options
     }
 
-    func markFailing() { state.withLock { $0.failing = true } }
+    /// The member at `index` could not serve: requests move to the next one (unless another caller already
+    /// did), and watches reconnect once a request gets through again.
+    private func memberFailed(_ index: Int) {
+        state.withLock {
+            $0.failing = true
+            if $0.current == index { $0.current = index + 1 }
+        }
+    }
 
     /// etcd refused the token (expired, or auth re-enabled): the next request authenticates again.
-    func invalidateToken() { state.withLock { $0.token = nil } }
+    private func invalidateToken() { state.withLock { $0.token = nil } }
 
     private func succeeded() {
         state.withLock {
@@ -314,7 +319,7 @@ final class EtcdTransport: Sendable {
     static func neverSent(_ error: RPCError) -> Bool {
         guard error.code == .unavailable else { return false }
         let message = error.message
-        return message.hasPrefix("Channel is in a transient failure state") || message.hasPrefix("Channel isn't ready")
+        return connectFailed(error) || message.hasPrefix("Channel isn't ready")
             || message.hasPrefix("subchannel isn't ready") || message.hasPrefix("subchannel is unavailable")
             || message.hasPrefix("Failed to resolve server name")
     }
