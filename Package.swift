@@ -77,13 +77,12 @@ let package = Package(
         .target(name: "VIPSQLiteStore", dependencies: ["VIPStore", "CSQLite"]),
         // The distributed backend: etcd v3 over gRPC (grpc-swift, one HTTP/2 connection per member), with watch resume.
         .target(name: "VIPEtcdStore", dependencies: [
-            "VIPModel", "VIPStore",
+            "VIPStore",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "Logging", package: "swift-log"),
