@@ -46,6 +46,8 @@ let package = Package(
             "VIPAnnounce", "VIPForwarding", "VIPHealthCheck", "VIPLease", "VIPLink", "VIPModel", "VIPPacket", "VIPStore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // Endpoint health checks (TCP connect, HTTP status) with rise/fall, spread and bounded in flight.
         .target(name: "VIPHealthCheck", dependencies: [

@@ -111,8 +111,9 @@ public actor Speaker {
         publishLeaseContent()
         let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.trigger = trigger
+        let renewals = ThreadTaskExecutor()
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.renewLoop() }
+            group.addTask(executorPreference: renewals) { await self.renewLoop(on: renewals) }
             group.addTask { await self.expiryLoop() }
             group.addTask { await self.interfaceLoop() }
             if let health = dataPath?.health {
@@ -145,6 +146,7 @@ public actor Speaker {
                 trigger.finish()
             }
         }
+        await renewals.shutdown()
         // The task is cancelled by now; the release must not be (a cancelled write is refused).
         await Task { await self.shutdown() }.value
     }
@@ -157,7 +159,9 @@ public actor Speaker {
     /// duration after it started is worthless (this node is silent by then): it is cancelled and the next one
     /// starts, so a store member that hangs (an etcd election) never holds renewals up. The loop's sleep is
     /// the only timer: a timeout per renewal cost an idle speaker more wake-ups than the renewal itself.
-    private nonisolated func renewLoop() async {
+    /// The loop and its renewals run on `executor`, a thread of their own, so that a busy cooperative pool
+    /// never delays a renewal past the lease's slack.
+    private nonisolated func renewLoop(on executor: ThreadTaskExecutor) async {
         var current: (id: Int, task: Task<Void, Never>, startedAt: MonotonicInstant)?
         while !Task.isCancelled {
             heartbeat.beat()
@@ -171,7 +175,7 @@ public actor Speaker {
             }
             let id = (current?.id ?? 0) + 1
             renewer.start(id)
-            current = (id, Task { [renewer] in await self.renewed(await renewer.renew(id)) }, now)
+            current = (id, Task(executorPreference: executor) { [renewer] in await self.renewed(await renewer.renew(id)) }, now)
             try? await Task.sleep(for: settings.renewInterval)
         }
         // Nothing may renew after the loop ends: shutdown releases the lease next.
