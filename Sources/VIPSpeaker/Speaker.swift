@@ -44,8 +44,11 @@ public actor Speaker {
     private let renewer: NodeLeaseRenewer
     /// Other nodes' leases, as observed.
     private var observed: [String: ObservedNode] = [:]
-    /// Nodes judged live at the last expiry check, to notice transitions.
+    /// Nodes judged live: what every decision uses. A node joins as soon as its lease is seen, and leaves
+    /// when the lease is deleted or when the expiry check judges it run out (see `expiryLoop`).
     private var liveAtLastCheck: Set<String> = []
+    /// The newest store revision the watch has brought (or the listing it started from).
+    private var watchedThrough: Revision = 0
     private var claims: [IPAddress: StoredClaim] = [:]
     /// The claim cache holds every claim write up to this revision: from the last listing and the watch.
     private var claimsSeenThrough: Revision = 0
@@ -273,11 +276,13 @@ public actor Speaker {
                     backoff.reset()
                     absorb(leases: leases, claims: claimListing, objects: objects)
                     after = leases.revision
+                    watchedThrough = after
                     listed = true
                 }
                 for try await event in store.watch(prefix: "", after: after) {
                     after = max(after, event.revision)
                     absorb(event: event)
+                    watchedThrough = after
                 }
                 backoff.reset()  // ended without an error: watch again soon, from where it stopped
             } catch StoreError.compacted {
@@ -294,6 +299,9 @@ public actor Speaker {
     /// A (re)listing: the claims and the objects replace the cached ones, and the node leases are observed.
     private func absorb(leases: Listing, claims claimListing: Listing, objects: RecordMirror) {
         for record in leases.records { absorbNodeLease(key: record.key, record: record) }
+        // Seen just now: live, before any decision could count them out.
+        let now = MonotonicInstant.now()
+        for node in observed.keys where isLive(node, at: now) { liveAtLastCheck.insert(node) }
         claims = [:]
         for record in claimListing.records { absorbClaim(key: record.key, record: record) }
         claimsSeenThrough = claimListing.revision
@@ -397,25 +405,58 @@ public actor Speaker {
         return false
     }
 
+    /// How many times a peer was judged to have run out of lease, for tests.
+    public private(set) var peersJudgedExpired = 0
+
     /// Sleeps until the next observed lease would expire, and reconciles when one did.
+    ///
+    /// A lease that ran out by this node's clock may only look so because the watch lags behind the store
+    /// (this process busy, the store slow to send): the renewals may be on their way. So a lease is judged
+    /// at an instant the watch is known to be current for: the start of a read, once the watch has brought
+    /// the read's revision. A busy observer then never counts a live peer out, which moved VIPs for nothing
+    /// in a fleet of 30 speakers on two cores; a real expiry costs one read more.
     private func expiryLoop() async {
         while !Task.isCancelled {
-            let now = MonotonicInstant.now()
-            var next = now + .seconds(1)
+            var at = MonotonicInstant.now()
+            if liveAtLastCheck.contains(where: { !isLive($0, at: at) }) {
+                guard let current = await watchIsCurrent() else {
+                    try? await Task.sleep(for: settings.renewInterval)
+                    continue
+                }
+                at = current
+            }
+            var next = at + .seconds(1)
             var live: Set<String> = []
             for (node, entry) in observed {
-                if case .held(_, let remaining) = entry.observer.state(at: now), entry.lease != nil {
+                if case .held(_, let remaining) = entry.observer.state(at: at), entry.lease != nil {
                     live.insert(node)
-                    next = min(next, now + remaining)
+                    next = min(next, at + remaining)
                 }
             }
             if live != liveAtLastCheck {
-                for gone in liveAtLastCheck.subtracting(live) { logger.info("node \(gone) lease expired") }
+                for gone in liveAtLastCheck.subtracting(live) {
+                    logger.info("node \(gone) lease expired")
+                    peersJudgedExpired += 1
+                }
                 liveAtLastCheck = live
                 poke()
             }
-            try? await Task.sleep(for: max(next - now, .milliseconds(1)))
+            try? await Task.sleep(for: max(next - .now(), .milliseconds(1)))
         }
+    }
+
+    /// An instant the watch is current for: a read's start, once the watch has brought the read's revision.
+    /// nil when the read fails or the watch does not get there within a lease duration (it is down or far
+    /// behind; judging then would be judging blind).
+    private func watchIsCurrent() async -> MonotonicInstant? {
+        let asked = MonotonicInstant.now()
+        guard let revision = try? await store.list(prefix: Keyspace.nodeLease(settings.node)).revision else { return nil }
+        let deadline = MonotonicInstant.now() + settings.leaseDuration
+        while watchedThrough < revision {
+            guard MonotonicInstant.now() < deadline, !Task.isCancelled else { return nil }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return asked
     }
 
     // MARK: interfaces
@@ -493,7 +534,7 @@ public actor Speaker {
                                 upInterfaces: Set(local.values.filter(\.isUp).map(\.name)), unservable: unservable)]
         var views: [String: NodeView] = [settings.node: NodeView(live: true, leaseRevision: myRevision)]
         for (node, entry) in observed {
-            let live = isLive(node, at: now)
+            let live = liveAtLastCheck.contains(node) && entry.lease != nil
             views[node] = NodeView(live: live, leaseRevision: entry.observer.revision)
             if live, let lease = entry.lease { nodes.append(status(of: lease)) }
         }
@@ -570,7 +611,7 @@ public actor Speaker {
                     Counter(label: "metalvip_ownership_transitions_total", dimensions: [("node", settings.node), ("direction", "acquired")]).increment()
                     // Failover as the taker saw it: from the dead holder's last renewal it observed to the claim.
                     for holder in write.previous {
-                        if let seen = observed[holder]?.observer.changedAt, !isLive(holder, at: .now()) {
+                        if let seen = observed[holder]?.observer.changedAt, !liveAtLastCheck.contains(holder) {
                             Timer(label: "metalvip_failover_duration_seconds", dimensions: [("node", settings.node)])
                                 .recordNanoseconds((MonotonicInstant.now() - seen).nanosecondsClamped)
                         }

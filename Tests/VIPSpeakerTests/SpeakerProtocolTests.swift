@@ -34,6 +34,9 @@ final class SeverableStore: Store {
     let claimAnswerDelay = Mutex<Duration?>(nil)
     /// While set, the watch loses every claim event, as a store whose watch missed a change would.
     let dropsClaimEvents = Atomic<Bool>(false)
+    /// While set, the watch holds its events back, and delivers them in order once cleared: a watch that
+    /// falls behind the store, as in a busy process.
+    let watchHeld = Atomic<Bool>(false)
     let listings = Mutex<[Call]>([])
     let watches = Mutex<[Call]>([])
     private let open = Mutex<[Int: AsyncThrowingStream<WatchEvent, Error>.Continuation]>([:])
@@ -96,6 +99,7 @@ final class SeverableStore: Store {
         let forward = Task {
             do {
                 for try await event in inner {
+                    while watchHeld.load(ordering: .relaxed), !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
                     if dropsClaimEvents.load(ordering: .relaxed), event.key.hasPrefix(Keyspace.claimsPrefix) { continue }
                     continuation.yield(event)
                 }
@@ -297,6 +301,25 @@ final class SpeakerLab: Sendable {
         let seen = await lab.watchForDoubleAnswers(vip, for: .seconds(2))
         #expect(seen.contains(owner))
         #expect(lab.answering(vip) == [owner], "moved back to the preferred node")
+        await lab.stopAll()
+    }
+
+    /// A watch that falls behind the store shows no renewal for longer than a lease while every peer renews on
+    /// time: its speaker must not count them out (which moved VIPs for nothing in a busy fleet). Once the
+    /// watch catches up, nobody was judged expired and the VIP never moved.
+    @Test func aWatchThatFallsBehindCountsNoLivePeerOut() async throws {
+        let lab = try await SpeakerLab(vips: ["192.0.2.10"])
+        let owner = try await lab.startSettled(vip)
+        let observer = (owner + 1) % lab.speakers.count
+        let before = await lab.speakers[observer].peersJudgedExpired
+        lab.stores[observer].watchHeld.store(true, ordering: .relaxed)
+        try await Task.sleep(for: .milliseconds(1_500))  // two and a half leases of 600 ms
+        lab.stores[observer].watchHeld.store(false, ordering: .relaxed)
+        let seen = await lab.watchForDoubleAnswers(vip, for: .seconds(1))
+        let judged = await lab.speakers[observer].peersJudgedExpired - before
+        #expect(judged == 0, "the lagging speaker counted \(judged) live peers out")
+        #expect(seen == [owner])
+        #expect(lab.answering(vip) == [owner])
         await lab.stopAll()
     }
 
