@@ -86,7 +86,8 @@ struct FleetBenchmark: BenchmarkSection {
         let admin = try EtcdStore(configuration)
         try await populate(admin)
         var logger = Logger(label: "fleet")
-        logger.logLevel = .critical
+        // The speakers' own logs, to see why a row looks as it does (METALVIP_BENCH_FLEET_LOG=info, say).
+        logger.logLevel = ProcessInfo.processInfo.environment["METALVIP_BENCH_FLEET_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let names = (0..<nodes).map { "node-\(String(format: "%03d", $0))" }
         var fleet: [FleetMember] = []
         for (index, name) in names.enumerated() {
