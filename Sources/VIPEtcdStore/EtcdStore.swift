@@ -34,6 +34,29 @@ public final class EtcdStore: Store {
         return try response.kvs.first.map(record)
     }
 
+    /// As many reads per transaction as etcd allows in one (`--max-txn-ops`), each transaction at one revision.
+    public func get(keys wanted: [String]) async throws -> [Record?] {
+        for key in wanted { try validate(key) }
+        var records: [Record?] = []
+        records.reserveCapacity(wanted.count)
+        for start in stride(from: 0, to: wanted.count, by: max(1, maxOperationsPerTransaction)) {
+            let chunk = wanted[start..<min(start + max(1, maxOperationsPerTransaction), wanted.count)]
+            var request = Etcdserverpb_TxnRequest()
+            request.success = chunk.map { key in
+                var read = Etcdserverpb_RequestOp()
+                read.requestRange.key = keys.wire(key)
+                return read
+            }
+            let response = try await transport.call(EtcdMethod.txn, request, as: Etcdserverpb_TxnResponse.self,
+                                                    idempotent: true)
+            guard response.responses.count == chunk.count else {
+                throw StoreError.unavailable("etcd answered \(response.responses.count) reads to a transaction of \(chunk.count)")
+            }
+            records += try response.responses.map { try $0.responseRange.kvs.first.map(record) }
+        }
+        return records
+    }
+
     public func list(prefix: String) async throws -> Listing {
         let (start, end) = keys.range(prefix: prefix)
         var records: [Record] = []

@@ -35,6 +35,8 @@ public struct InstrumentedStore: Store {
 
     public func get(_ key: String) async throws -> Record? { try await measure("get") { try await inner.get(key) } }
 
+    public func get(keys: [String]) async throws -> [Record?] { try await measure("get") { try await inner.get(keys: keys) } }
+
     public func list(prefix: String) async throws -> Listing { try await measure("list") { try await inner.list(prefix: prefix) } }
 
     public func commit(_ transaction: Transaction) async throws -> Revision {

@@ -64,13 +64,21 @@ public final class SQLiteStore: Store {
 
     public func get(_ key: String) async throws -> Record? {
         try Self.validate(key)
-        return try reader.with { connection in
-            var record: Record?
-            try connection.query(Schema.get, [.key(key)]) { row in
-                record = Record(key: key, value: row.data(0), createRevision: row.integer(1), modRevision: row.integer(2))
-            }
-            return record
+        return try reader.with { try Self.read(key, on: $0) }
+    }
+
+    /// All on one connection, without a round trip between keys.
+    public func get(keys: [String]) async throws -> [Record?] {
+        for key in keys { try Self.validate(key) }
+        return try reader.with { connection in try keys.map { try Self.read($0, on: connection) } }
+    }
+
+    private static func read(_ key: String, on connection: SQLiteConnection) throws -> Record? {
+        var record: Record?
+        try connection.query(Schema.get, [.key(key)]) { row in
+            record = Record(key: key, value: row.data(0), createRevision: row.integer(1), modRevision: row.integer(2))
         }
+        return record
     }
 
     public func list(prefix: String) async throws -> Listing {

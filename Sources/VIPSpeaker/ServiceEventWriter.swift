@@ -59,9 +59,16 @@ final class ServiceEventWriter: Sendable {
             byService[event.service, default: []].append(event)
         }
         for chunk in stride(from: 0, to: order.count, by: Self.batchSize).map({ order[$0..<min($0 + Self.batchSize, order.count)] }) {
+            let current: [Record?]
+            do {
+                current = try await store.get(keys: chunk.map(Keyspace.events(of:)))
+            } catch {
+                logger.debug("could not read \(chunk.count) services' events: \(error)")
+                continue
+            }
             var parts: [Transaction] = []
-            for service in chunk {
-                if let part = try? await append(byService[service] ?? [], to: service) { parts.append(part) }
+            for (service, record) in zip(chunk, current) {
+                if let part = try? append(byService[service] ?? [], to: service, over: record) { parts.append(part) }
             }
             for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction) where !parts[run].isEmpty {
                 do {
@@ -75,10 +82,9 @@ final class ServiceEventWriter: Sendable {
         }
     }
 
-    /// The write that appends `events` to the service's record as it is now; nil when there is nothing new.
-    private func append(_ events: [Pending], to service: ObjectKey) async throws -> Transaction? {
+    /// The write that appends `events` to the service's record as read (`current`); nil when there is nothing new.
+    private func append(_ events: [Pending], to service: ObjectKey, over current: Record?) throws -> Transaction? {
         let key = Keyspace.events(of: service)
-        let current = try await store.get(key)
         var record = try current.map { try RecordCoding.decode(ServiceEvents.self, from: $0.value) } ?? ServiceEvents()
         var changed = false
         for event in events where record.record(event.reason, event.message, at: event.time, endpoint: event.endpoint) {
@@ -95,7 +101,8 @@ final class ServiceEventWriter: Sendable {
               let service = Keyspace.service(fromKey: key, prefix: Keyspace.eventsPrefix) else { return }
         for _ in 0..<5 {
             do {
-                guard let transaction = try await append(byService[service] ?? [], to: service) else { return }
+                let current = try await store.get(Keyspace.events(of: service))
+                guard let transaction = try append(byService[service] ?? [], to: service, over: current) else { return }
                 try await store.commit(transaction)
                 return
             } catch StoreError.conflict {

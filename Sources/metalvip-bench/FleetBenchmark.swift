@@ -322,6 +322,7 @@ final class CrashableStore: Store {
     }
 
     func get(_ key: String) async throws -> Record? { try check(); return try await inner.get(key) }
+    func get(keys: [String]) async throws -> [Record?] { try check(); return try await inner.get(keys: keys) }
     func list(prefix: String) async throws -> Listing { try check(); return try await inner.list(prefix: prefix) }
     func commit(_ transaction: Transaction) async throws -> Revision { try check(); return try await inner.commit(transaction) }
     func compact(through revision: Revision) async throws { try check(); try await inner.compact(through: revision) }

@@ -58,6 +58,7 @@ final class SeverableStore: Store {
     }
 
     func get(_ key: String) async throws -> Record? { try check(); return try await inner.get(key) }
+    func get(keys: [String]) async throws -> [Record?] { try check(); return try await inner.get(keys: keys) }
     func list(prefix: String) async throws -> Listing {
         try check()
         if listingsHeld.load(ordering: .relaxed) { throw StoreError.unavailable("listing held by the test") }

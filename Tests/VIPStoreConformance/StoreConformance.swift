@@ -19,6 +19,7 @@ public struct ConformanceBackend: Sendable {
 /// Assertions only rely on etcd semantics (e.g. a watch may coalesce nothing it must report).
 public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case getPutList
+    case getManyKeys
     case createAndModRevision
     case compareAndSwapConflicts
     case multiOperationAtomicity
@@ -37,6 +38,7 @@ public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringCo
         let store = try await backend.make()
         switch self {
         case .getPutList: try await Self.getPutList(store)
+        case .getManyKeys: try await Self.getManyKeys(store)
         case .createAndModRevision: try await Self.createAndModRevision(store)
         case .compareAndSwapConflicts: try await Self.compareAndSwapConflicts(store)
         case .multiOperationAtomicity: try await Self.multiOperationAtomicity(store)
@@ -79,6 +81,31 @@ public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringCo
         #expect(all.records.map(\.key) == keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
         #expect(all.records.allSatisfy { $0.value == data("v:" + $0.key) })
         #expect(try await store.list(prefix: "nothing/").records.isEmpty)
+    }
+
+    /// Many keys in one call, more than one transaction may carry: each answer in the order asked, nil where
+    /// nothing is stored.
+    static func getManyKeys(_ store: any Store) async throws {
+        let count = min(store.maxOperationsPerTransaction, 128) * 2 + 3
+        let keys = (0..<count).map { "many/\($0)" }
+        let stored = keys.indices.filter { $0 % 3 != 1 }.map { keys[$0] }
+        for start in stride(from: 0, to: stored.count, by: min(store.maxOperationsPerTransaction, 100)) {
+            let chunk = stored[start..<min(start + min(store.maxOperationsPerTransaction, 100), stored.count)]
+            try await store.commit(Transaction(operations: chunk.map { .put(key: $0, value: data("v:" + $0)) }))
+        }
+        let records = try await store.get(keys: keys + ["many/absent", keys[0]])
+        #expect(records.count == count + 2)
+        for (index, key) in keys.enumerated() {
+            if index % 3 == 1 {
+                #expect(records[index] == nil, "\(key) was never stored")
+            } else {
+                #expect(records[index]?.key == key)
+                #expect(records[index]?.value == data("v:" + key))
+            }
+        }
+        #expect(records[count] == nil)
+        #expect(records[count + 1]?.key == keys[0], "a key asked twice is answered twice")
+        #expect(try await store.get(keys: []).isEmpty)
     }
 
     static func createAndModRevision(_ store: any Store) async throws {
