@@ -528,7 +528,6 @@ public actor Speaker {
         // needs only the ARP/NDP move.
         if let dataPath, let inputs, forwardingDirty { await program(inputs, dataPath) }
         guard let snapshot, let inputs, let myRevision = renewer.revision, !table.isLapsed() else { return }
-        let now = MonotonicInstant.now()
         let epoch = table.epoch
         var nodes = [NodeStatus(name: settings.node, labels: settings.labels,
                                 upInterfaces: Set(local.values.filter(\.isUp).map(\.name)), unservable: unservable)]
