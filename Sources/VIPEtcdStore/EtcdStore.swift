@@ -39,8 +39,9 @@ public final class EtcdStore: Store {
         for key in wanted { try validate(key) }
         var records: [Record?] = []
         records.reserveCapacity(wanted.count)
-        for start in stride(from: 0, to: wanted.count, by: max(1, maxOperationsPerTransaction)) {
-            let chunk = wanted[start..<min(start + max(1, maxOperationsPerTransaction), wanted.count)]
+        let perTransaction = max(1, maxOperationsPerTransaction)
+        for start in stride(from: 0, to: wanted.count, by: perTransaction) {
+            let chunk = wanted[start..<min(start + perTransaction, wanted.count)]
             var request = Etcdserverpb_TxnRequest()
             request.success = chunk.map { key in
                 var read = Etcdserverpb_RequestOp()

@@ -88,11 +88,9 @@ public enum StoreConformance: String, CaseIterable, Sendable, CustomTestStringCo
     static func getManyKeys(_ store: any Store) async throws {
         let count = min(store.maxOperationsPerTransaction, 128) * 2 + 3
         let keys = (0..<count).map { "many/\($0)" }
-        let stored = keys.indices.filter { $0 % 3 != 1 }.map { keys[$0] }
-        for start in stride(from: 0, to: stored.count, by: min(store.maxOperationsPerTransaction, 100)) {
-            let chunk = stored[start..<min(start + min(store.maxOperationsPerTransaction, 100), stored.count)]
-            try await store.commit(Transaction(operations: chunk.map { .put(key: $0, value: data("v:" + $0)) }))
-        }
+        let puts = keys.indices.filter { $0 % 3 != 1 }.map { Transaction(operations: [.put(key: keys[$0], value: data("v:" + keys[$0]))]) }
+        let runs = TransactionBatches.runs(puts, limit: store.maxOperationsPerTransaction)
+        try await TransactionBatches.commitAll(runs.map { TransactionBatches.merge(puts[$0]) }, to: store)
         let records = try await store.get(keys: keys + ["many/absent", keys[0]])
         #expect(records.count == count + 2)
         for (index, key) in keys.enumerated() {
