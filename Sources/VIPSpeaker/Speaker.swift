@@ -365,9 +365,10 @@ public actor Speaker {
     /// Returns whether the claim is news (not already known at this or a later revision).
     @discardableResult
     private func absorbClaim(key: String, record: Record) -> Bool {
-        guard let address = ClaimPlanner.address(ofClaimKey: key),
-              let claim = try? RecordCoding.decode(Claim.self, from: record.value) else { return false }
+        guard let address = ClaimPlanner.address(ofClaimKey: key) else { return false }
+        // A claim already held at this revision (a re-listing, an echo) is not decoded again.
         if let current = claims[address], current.revision >= record.modRevision { return false }
+        guard let claim = try? RecordCoding.decode(Claim.self, from: record.value) else { return false }
         claims[address] = StoredClaim(claim: claim, revision: record.modRevision)
         return true
     }
