@@ -15,6 +15,7 @@ public struct InstrumentedStore: Store {
     public var name: String { inner.name }
 
     public var maxOperationsPerTransaction: Int { inner.maxOperationsPerTransaction }
+    public var transactionsInFlight: Int { inner.transactionsInFlight }
 
     private func measure<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now

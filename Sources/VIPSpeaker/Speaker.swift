@@ -582,47 +582,67 @@ public actor Speaker {
         // Claims go in chunks, so a node that takes over thousands of VIPs writes a handful of
         // transactions, not thousands; a chunk that conflicts is retried group by group.
         let parts = writes.map(\.transaction)
-        for run in TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, maxParts: Self.claimChunk) {
+        let runs = TransactionBatches.runs(parts, limit: store.maxOperationsPerTransaction, maxParts: Self.claimChunk)
+        // Several chunks are in flight at once where the store gains by it: etcd syncs its log once for all
+        // the writes waiting, so chunks sent together cost about one sync, and one after another one each.
+        let together = max(1, store.transactionsInFlight)
+        for wave in stride(from: 0, to: runs.count, by: together) {
             // Past the lease deadline every write is refused anyway; stop taking the store's lock for them.
             // Shutting down, the writes fail and `shutdown()` releases what was claimed.
             if table.isLapsed() || Task.isCancelled { break }
-            let chunk = writes[run]
-            var committed: [ClaimWrite] = []
-            if chunk.count > 1, await commit(TransactionBatches.merge(parts[run], durability: .volatile)) {
-                committed = Array(chunk)
-            } else {
-                for write in chunk where await commit(write.transaction) { committed.append(write) }
-            }
-            for write in committed {
-                wanted.formUnion(write.group.addresses)
-                confirmed[write.group.key] = epoch
-                guard table.announce(write.group.addresses, on: interfaceMap(write.interfaces), epoch: epoch) else { continue }
-                // A take, a claim rewritten (other interfaces) or a new MAC is news to neighbours. A claim only
-                // re-proven after a lapse is not: nobody else could claim it meanwhile, so nobody else answered,
-                // and a burst per VIP after every lapse at 10k VIPs kept speakers too busy to renew.
-                let owed = burstOwed.remove(write.group.key) != nil
-                if write.isTake || !write.transaction.operations.isEmpty || owed {
-                    announceBurst(write.group.addresses, interfaces: write.interfaces)
-                }
-                if write.isTake {
-                    let from = write.previous.isEmpty ? "" : " from \(write.previous.joined(separator: ","))"
-                    logger.info("took \(write.group.addresses.map(\.description).joined(separator: ",")) on \(write.interfaces.joined(separator: ","))\(from)",
-                                metadata: metadata(write.group))
-                    Counter(label: "metalvip_ownership_transitions_total", dimensions: [("node", settings.node), ("direction", "acquired")]).increment()
-                    // Failover as the taker saw it: from the dead holder's last renewal it observed to the claim.
-                    for holder in write.previous {
-                        if let seen = observed[holder]?.observer.changedAt, !liveAtLastCheck.contains(holder) {
-                            Timer(label: "metalvip_failover_duration_seconds", dimensions: [("node", settings.node)])
-                                .recordNanoseconds((MonotonicInstant.now() - seen).nanosecondsClamped)
-                        }
+            let waveRuns = runs[wave..<min(wave + together, runs.count)]
+            let attempts = waveRuns.map { $0.count > 1 ? TransactionBatches.merge(parts[$0], durability: .volatile) : parts[$0.lowerBound] }
+            let outcomes = await commitTogether(attempts)
+            for (run, (attempt, outcome)) in zip(waveRuns, zip(attempts, outcomes)) {
+                let chunk = writes[run]
+                var committed: [ClaimWrite] = []
+                switch outcome {
+                case .success(let revision):
+                    absorbCommitted(attempt, at: revision)
+                    committed = Array(chunk)
+                case .failure(let error):
+                    await commitFailed(error)
+                    if chunk.count > 1 {
+                        for write in chunk where await commit(write.transaction) { committed.append(write) }
                     }
-                    recordMove(write.group, from: write.previous.first)
+                }
+                for write in committed {
+                    wanted.formUnion(write.group.addresses)
+                    answer(write, epoch: epoch)
                 }
             }
         }
         // Anything still in the table that no decision kept (group changed shape, say) goes.
         table.withdraw(table.addresses.filter { !wanted.contains($0) })
         announced = plans.map(\.group).filter { $0.addresses.allSatisfy(wanted.contains) }
+    }
+
+    /// A claim write that landed: the group is answered for from now on (unless the table lapsed since
+    /// `epoch`), and a take is news to the neighbours, the metrics and the move history.
+    private func answer(_ write: ClaimWrite, epoch: UInt64) {
+        confirmed[write.group.key] = epoch
+        guard table.announce(write.group.addresses, on: interfaceMap(write.interfaces), epoch: epoch) else { return }
+        // A take, a claim rewritten (other interfaces) or a new MAC is news to neighbours. A claim only
+        // re-proven after a lapse is not: nobody else could claim it meanwhile, so nobody else answered,
+        // and a burst per VIP after every lapse at 10k VIPs kept speakers too busy to renew.
+        let owed = burstOwed.remove(write.group.key) != nil
+        if write.isTake || !write.transaction.operations.isEmpty || owed {
+            announceBurst(write.group.addresses, interfaces: write.interfaces)
+        }
+        if write.isTake {
+            let from = write.previous.isEmpty ? "" : " from \(write.previous.joined(separator: ","))"
+            logger.info("took \(write.group.addresses.map(\.description).joined(separator: ",")) on \(write.interfaces.joined(separator: ","))\(from)",
+                        metadata: metadata(write.group))
+            Counter(label: "metalvip_ownership_transitions_total", dimensions: [("node", settings.node), ("direction", "acquired")]).increment()
+            // Failover as the taker saw it: from the dead holder's last renewal it observed to the claim.
+            for holder in write.previous {
+                if let seen = observed[holder]?.observer.changedAt, !liveAtLastCheck.contains(holder) {
+                    Timer(label: "metalvip_failover_duration_seconds", dimensions: [("node", settings.node)])
+                        .recordNanoseconds((MonotonicInstant.now() - seen).nanosecondsClamped)
+                }
+            }
+            recordMove(write.group, from: write.previous.first)
+        }
     }
 
     /// The groups and their candidates, recomputed only when the objects or a node's status changed.
@@ -672,29 +692,58 @@ public actor Speaker {
     /// every later take of the address conflicted with what is stored.
     private func commit(_ transaction: Transaction) async -> Bool {
         do {
-            let revision = try await store.commit(transaction)
-            for operation in transaction.operations where revision > claimsSeenThrough {
-                guard let address = ClaimPlanner.address(ofClaimKey: operation.key) else { continue }
-                switch operation {
-                case .put(_, let value):
-                    if let claim = try? RecordCoding.decode(Claim.self, from: value) {
-                        claims[address] = StoredClaim(claim: claim, revision: revision)
-                    }
-                case .delete:
-                    claims[address] = nil
-                }
-            }
+            absorbCommitted(transaction, at: try await store.commit(transaction))
             return true
-        } catch StoreError.conflict(let key, _) {
+        } catch {
+            await commitFailed(error)
+            return false
+        }
+    }
+
+    private func absorbCommitted(_ transaction: Transaction, at revision: Revision) {
+        for operation in transaction.operations where revision > claimsSeenThrough {
+            guard let address = ClaimPlanner.address(ofClaimKey: operation.key) else { continue }
+            switch operation {
+            case .put(_, let value):
+                if let claim = try? RecordCoding.decode(Claim.self, from: value) {
+                    claims[address] = StoredClaim(claim: claim, revision: revision)
+                }
+            case .delete:
+                claims[address] = nil
+            }
+        }
+    }
+
+    private func commitFailed(_ error: any Error) async {
+        if let error = error as? StoreError, case .conflict(let key, _) = error {
             // Someone moved first; look again with what the watch brings, and with the key read back.
             await readBack(key)
-            poke()
-            return false
-        } catch {
+        } else if !Task.isCancelled {
             // A write cut short by shutdown is expected, not news.
-            if !Task.isCancelled { logger.warning("store write failed: \(error)") }
-            poke()
-            return false
+            logger.warning("store write failed: \(error)")
+        }
+        poke()
+    }
+
+    /// Commits `transactions` at once, off the actor, and gives each one's outcome in their order.
+    private nonisolated func commitTogether(_ transactions: [Transaction]) async -> [Result<Revision, any Error>] {
+        // A named type, not an (Int, Result) tuple: Swift 6.3.1 -O miscompiles a task group of such tuples
+        // (a trap in the array store below; a 25-line file reproduces it).
+        struct Outcome: Sendable {
+            var index: Int
+            var result: Result<Revision, any Error>
+        }
+        return await withTaskGroup(of: Outcome.self) { group in
+            for (index, transaction) in transactions.enumerated() {
+                group.addTask { [store] in
+                    do { return Outcome(index: index, result: .success(try await store.commit(transaction))) } catch {
+                        return Outcome(index: index, result: .failure(error))
+                    }
+                }
+            }
+            var outcomes = [Result<Revision, any Error>](repeating: .success(0), count: transactions.count)
+            for await outcome in group { outcomes[outcome.index] = outcome.result }
+            return outcomes
         }
     }
 

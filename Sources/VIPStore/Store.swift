@@ -177,11 +177,19 @@ public protocol Store: Sendable {
     /// The most conditions, and the most operations, one transaction may carry. Writers that batch
     /// (controller, speaker, apply) stay within it.
     var maxOperationsPerTransaction: Int { get }
+
+    /// How many transactions one writer gains by having in flight at once (the speaker's claim chunks).
+    /// One where writers share a lock; more where the store commits waiting writes together.
+    var transactionsInFlight: Int { get }
 }
 
 extension Store {
     /// The file store has no limit of its own.
     public var maxOperationsPerTransaction: Int { .max }
+
+    /// One at a time: the embedded stores write under one lock, and a queue of chunks before it would hold
+    /// up every node's renewals.
+    public var transactionsInFlight: Int { 1 }
 
     /// One read per key: right for a store without round trips.
     public func get(keys: [String]) async throws -> [Record?] {

@@ -324,6 +324,7 @@ final class CrashableStore: Store {
 
     var name: String { inner.name }
     var maxOperationsPerTransaction: Int { inner.maxOperationsPerTransaction }
+    var transactionsInFlight: Int { inner.transactionsInFlight }
 
     private func check() throws {
         if crashed.load(ordering: .relaxed) { throw StoreError.unavailable("crashed by the bench") }

@@ -45,10 +45,13 @@ final class SeverableStore: Store {
     /// The most conditions or operations one transaction may carry; beyond it a commit is refused, as etcd
     /// refuses one over `--max-txn-ops`.
     let maxOperationsPerTransaction: Int
+    /// The inner store's, unless the test sets another: the speaker sends that many claim chunks at once.
+    let transactionsInFlight: Int
 
-    init(_ inner: any Store, operationLimit: Int = .max) {
+    init(_ inner: any Store, operationLimit: Int = .max, inFlight: Int? = nil) {
         self.inner = inner
         maxOperationsPerTransaction = operationLimit
+        transactionsInFlight = inFlight ?? inner.transactionsInFlight
     }
 
     var name: String { inner.name }
@@ -75,12 +78,22 @@ final class SeverableStore: Store {
             await withCheckedContinuation { continuation in hung.withLock { $0.append(continuation) } }
             throw StoreError.unavailable("hung by the test")
         }
+        let writesClaims = transaction.operations.contains { $0.key.hasPrefix(Keyspace.claimsPrefix) }
+        if writesClaims {
+            let now = claimCommitsInFlight.add(1, ordering: .relaxed).newValue
+            mostClaimCommitsInFlight.max(now, ordering: .relaxed)
+        }
+        defer { if writesClaims { claimCommitsInFlight.subtract(1, ordering: .relaxed) } }
         let revision = try await inner.commit(transaction)
-        if let delay = claimAnswerDelay.withLock({ $0 }), transaction.operations.contains(where: { $0.key.hasPrefix(Keyspace.claimsPrefix) }) {
+        if let delay = claimAnswerDelay.withLock({ $0 }), writesClaims {
             try? await Task.sleep(for: delay)
         }
         return revision
     }
+
+    private let claimCommitsInFlight = Atomic<Int>(0)
+    /// The most claim-writing commits this store had in flight at once.
+    let mostClaimCommitsInFlight = Atomic<Int>(0)
 
     /// How many commits are hanging right now.
     var hangingCommits: Int { hung.withLock { $0.count } }
@@ -172,7 +185,8 @@ final class SpeakerLab: Sendable {
     let speakers: [Speaker]
     let tasks = Mutex<[Int: Task<Void, Error>]>([:])
 
-    init(vips: [String], operationLimit: Int = .max, adjust: (inout Speaker.Settings) -> Void = { _ in }) async throws {
+    init(vips: [String], operationLimit: Int = .max, inFlight: Int? = nil,
+         adjust: (inout Speaker.Settings) -> Void = { _ in }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("metalvip-speaker-\(getpid())-\(UUID().uuidString)").path
         let store = try FileStore(directory: directory)
         self.store = store
@@ -195,7 +209,7 @@ final class SpeakerLab: Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["SPEAKER_TEST_LOG"] == nil ? .critical : .info
         _ = try await Controller(store: store, identity: "ctl", settings: .init(), logger: logger).runOnce()
         let names = names
-        stores = names.map { _ in SeverableStore(store, operationLimit: operationLimit) }
+        stores = names.map { _ in SeverableStore(store, operationLimit: operationLimit, inFlight: inFlight) }
         interfaces = names.indices.map { FakeInterfaces(mac: 0x0200_0000_0000 + UInt64($0 + 1)) }
         responders = names.map { _ in RecordingResponder() }
         var speakers: [Speaker] = []
@@ -372,6 +386,37 @@ final class SpeakerLab: Sendable {
         #expect(left.isEmpty, "claims left behind: \(left.map(\.key))")
         #expect(try await lab.store.get(Keyspace.nodeLease(lab.names[owner])) == nil, "node lease left behind")
         for vip in held[owner] { #expect(await lab.waitForOwner(vip, excluding: [owner], timeout: .seconds(2)) != nil) }
+        await lab.stopAll()
+    }
+
+    /// Where the store gains by it (etcd), a node sends several claim chunks at once. Each chunk's groups are
+    /// still announced only once that chunk is stored: every VIP gets one owner, never two, and a node never
+    /// has more chunks in flight than the store asked for. Answers come 20 ms late so that chunks overlap.
+    @Test func claimChunksSentTogetherStillGiveEveryVIPOneOwner() async throws {
+        let vips = (10..<40).map { IPAddress("192.0.2.\($0)")! }
+        let lab = try await SpeakerLab(vips: vips.map(\.description), operationLimit: 3, inFlight: 4)
+        for store in lab.stores { store.claimAnswerDelay.withLock { $0 = .milliseconds(20) } }
+        for index in lab.names.indices { lab.start(index) }
+        for vip in vips { _ = try #require(await lab.waitForOwner(vip)) }
+        for vip in vips { _ = await lab.watchForDoubleAnswers(vip, for: .milliseconds(20)) }
+        let most = lab.stores.map { $0.mostClaimCommitsInFlight.load(ordering: .relaxed) }
+        #expect(most.contains { $0 > 1 }, "no node ever had two claim chunks in flight: \(most)")
+        #expect(most.allSatisfy { $0 <= 4 }, "more chunks in flight than the store asked for: \(most)")
+        // Once handovers to preferred nodes settle, the node answering for each VIP is the one its claim names.
+        var disagreeing: [String] = ["no claims read"]
+        for _ in 0..<500 where !disagreeing.isEmpty {
+            let claims = try await lab.store.list(prefix: Keyspace.claimsPrefix).records
+            disagreeing = vips.count == claims.count ? [] : ["\(claims.count) claims for \(vips.count) VIPs"]
+            for claim in claims {
+                let node = try RecordCoding.decode(Claim.self, from: claim.value).node
+                let address = try #require(ClaimPlanner.address(ofClaimKey: claim.key))
+                let answering = lab.answering(address).map { lab.names[$0] }
+                #expect(answering.count <= 1, "two speakers answer for \(address): \(answering)")
+                if answering != [node] { disagreeing.append("\(address): claimed by \(node), answered by \(answering)") }
+            }
+            if !disagreeing.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(disagreeing.isEmpty, "\(disagreeing)")
         await lab.stopAll()
     }
 
