@@ -40,7 +40,7 @@ struct GroupMembership: Sendable {
     mutating func follow(_ wanted: SolicitedNodeGroups, now: MonotonicInstant, leaveDelay: Duration,
                          join: (MACAddress) -> Bool, leave: (MACAddress) -> Void) {
         // Only the groups that need a call are sorted (for a stable order): at 10k VIPs sorting every group on
-        // every sync was most of the sync, and a claim burst syncs many times.
+        // every sync was a large part of the sync, and a claim burst syncs many times.
         for group in wanted.counts.keys.filter({ !joined.contains($0) }).sorted() {
             if join(group) { joined.insert(group) }
         }

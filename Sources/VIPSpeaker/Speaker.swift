@@ -686,10 +686,7 @@ public actor Speaker {
         var previous: [String]
     }
 
-    /// Commits and folds the result into the claim cache at once, ahead of the watch event. The answer can
-    /// come after the watch has brought this write and newer ones (the actor serves the watch while it
-    /// waits); then the cache is already right, and folding in the older write would roll it back, so that
-    /// every later take of the address conflicted with what is stored.
+    /// Commits and folds the result into the claim cache at once (see `absorbCommitted`).
     private func commit(_ transaction: Transaction) async -> Bool {
         do {
             absorbCommitted(transaction, at: try await store.commit(transaction))
@@ -700,6 +697,10 @@ public actor Speaker {
         }
     }
 
+    /// Folds a committed write into the claim cache, ahead of the watch event. The answer can come after the
+    /// watch has brought this write and newer ones (the actor serves the watch while it waits); then the cache
+    /// is already right, and folding in the older write would roll it back, so that every later take of the
+    /// address conflicted with what is stored.
     private func absorbCommitted(_ transaction: Transaction, at revision: Revision) {
         for operation in transaction.operations where revision > claimsSeenThrough {
             guard let address = ClaimPlanner.address(ofClaimKey: operation.key) else { continue }
@@ -714,6 +715,7 @@ public actor Speaker {
         }
     }
 
+    /// After a refused write: a conflict reads the key back; either way another pass follows.
     private func commitFailed(_ error: any Error) async {
         if let error = error as? StoreError, case .conflict(let key, _) = error {
             // Someone moved first; look again with what the watch brings, and with the key read back.
