@@ -592,19 +592,21 @@ public actor Speaker {
             if table.isLapsed() || Task.isCancelled { break }
             let waveRuns = runs[wave..<min(wave + together, runs.count)]
             let attempts = waveRuns.map { $0.count > 1 ? TransactionBatches.merge(parts[$0], durability: .volatile) : parts[$0.lowerBound] }
-            let outcomes = await commitTogether(attempts)
+            let outcomes = await TransactionBatches.commit(attempts, to: store, continuingPastFailures: true, inFlight: together)
             for (run, (attempt, outcome)) in zip(waveRuns, zip(attempts, outcomes)) {
                 let chunk = writes[run]
                 var committed: [ClaimWrite] = []
                 switch outcome {
-                case .success(let revision):
+                case .success(let revision)?:
                     absorbCommitted(attempt, at: revision)
                     committed = Array(chunk)
-                case .failure(let error):
+                case .failure(let error)?:
                     await commitFailed(error)
                     if chunk.count > 1 {
                         for write in chunk where await commit(write.transaction) { committed.append(write) }
                     }
+                case nil:
+                    break  // not sent: cannot be, since the wave continues past failures
                 }
                 for write in committed {
                     wanted.formUnion(write.group.addresses)
@@ -725,28 +727,6 @@ public actor Speaker {
             logger.warning("store write failed: \(error)")
         }
         poke()
-    }
-
-    /// Commits `transactions` at once, off the actor, and gives each one's outcome in their order.
-    private nonisolated func commitTogether(_ transactions: [Transaction]) async -> [Result<Revision, any Error>] {
-        // A named type, not an (Int, Result) tuple: Swift 6.3.1 -O miscompiles a task group of such tuples
-        // (a trap in the array store below; a 25-line file reproduces it).
-        struct Outcome: Sendable {
-            var index: Int
-            var result: Result<Revision, any Error>
-        }
-        return await withTaskGroup(of: Outcome.self) { group in
-            for (index, transaction) in transactions.enumerated() {
-                group.addTask { [store] in
-                    do { return Outcome(index: index, result: .success(try await store.commit(transaction))) } catch {
-                        return Outcome(index: index, result: .failure(error))
-                    }
-                }
-            }
-            var outcomes = [Result<Revision, any Error>](repeating: .success(0), count: transactions.count)
-            for await outcome in group { outcomes[outcome.index] = outcome.result }
-            return outcomes
-        }
     }
 
     /// A conflict means the store holds something this node's view lacks, which the watch normally brings

@@ -35,7 +35,8 @@ public enum TransactionBatches {
         return Transaction(conditions: conditions, operations: parts.flatMap(\.operations), durability: durability)
     }
 
-    /// Independent transactions in flight at once, at most, when a writer sends them together.
+    /// Independent transactions in flight at once, at most, when a writer sends them together and does not
+    /// ask for another number.
     public static let inFlight = 4
 
     /// One transaction's outcome, by its index. A struct, not a tuple: with a `(Int, Result<_, any Error>)`
@@ -49,8 +50,8 @@ public enum TransactionBatches {
     /// Commits independent transactions, `inFlight` at a time: on etcd each waits a round trip and a disk
     /// flush. Each one's outcome by index, nil for one never sent: the first failure stops those not yet
     /// started, unless `continuingPastFailures`.
-    public static func commit(_ transactions: [Transaction], to store: any Store,
-                              continuingPastFailures: Bool = false) async -> [Result<Revision, any Error>?] {
+    public static func commit(_ transactions: [Transaction], to store: any Store, continuingPastFailures: Bool = false,
+                              inFlight: Int = TransactionBatches.inFlight) async -> [Result<Revision, any Error>?] {
         await withTaskGroup(of: Outcome.self) { group in
             var outcomes = [Result<Revision, any Error>?](repeating: nil, count: transactions.count)
             var pending = transactions.indices.makeIterator()
@@ -63,7 +64,7 @@ public enum TransactionBatches {
                     }
                 }
             }
-            for _ in 0..<inFlight { if let index = pending.next() { send(index) } }
+            for _ in 0..<max(1, inFlight) { if let index = pending.next() { send(index) } }
             while let outcome = await group.next() {
                 outcomes[outcome.index] = outcome.result
                 if case .failure = outcome.result { failed = true }

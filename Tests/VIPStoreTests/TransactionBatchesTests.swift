@@ -64,6 +64,16 @@ final class SlowStore: Store {
         #expect(most > 1 && most <= TransactionBatches.inFlight, "at most \(TransactionBatches.inFlight) at once, more than one: \(most)")
     }
 
+    /// A writer may ask for another number in flight: the speaker asks its store (one on the embedded stores).
+    @Test func aWriterSetsHowManyGoAtOnce() async {
+        for limit in [1, 2] {
+            let store = SlowStore()
+            let outcomes = await TransactionBatches.commit((0..<12).map { part("k\($0)") }, to: store, inFlight: limit)
+            #expect(outcomes.allSatisfy { if case .success? = $0 { true } else { false } })
+            #expect(store.inFlight.withLock { $0.most } == limit)
+        }
+    }
+
     @Test func everyTransactionIsSentOnce() async {
         let outcomes = await TransactionBatches.commit((0..<50).map { part("k\($0)") }, to: SlowStore())
         #expect(outcomes.count == 50)
