@@ -14,8 +14,9 @@ public final class EtcdStore: Store {
     let pageSize: Int64
     /// etcd's `--max-txn-ops` (128 unless the operator raised it).
     public let maxOperationsPerTransaction: Int
-    /// etcd syncs its log once for every proposal waiting, so transactions sent together share a sync.
-    public var transactionsInFlight: Int { 4 }
+    /// The writers' usual number (`TransactionBatches.inFlight`): etcd syncs its log once for every proposal
+    /// waiting, so transactions sent together share a sync.
+    public var transactionsInFlight: Int { TransactionBatches.inFlight }
 
     public init(_ configuration: EtcdConfiguration, pageSize: Int64 = 1000,
                 logger: Logger = Logger(label: "metalvip.etcd"), connections: EtcdConnections = .shared) throws {
